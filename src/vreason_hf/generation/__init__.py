@@ -1,0 +1,27 @@
+# Copyright 2026 The vreason-hf contributors. Licensed under the Apache License, Version 2.0.
+"""The V-Reason generation core. Imports only torch, transformers and its own siblings (copied into Hub recipes)."""
+
+from .controller import ValueController, norm_preserving_update
+from .engine import VReasonEngine, as_vreason_config, controlled_rows
+from .logits_process import VReasonLogitsProcessor
+from .loop import VReasonGenerateOutput, vreason_generate
+from .objective import entropy, kl_to_uniform, next_alpha, next_ema, switch_loss
+from .replay import ControlledDynamicLayer, LastLayerReplay
+
+__all__ = [
+    "ControlledDynamicLayer",
+    "LastLayerReplay",
+    "VReasonEngine",
+    "VReasonGenerateOutput",
+    "VReasonLogitsProcessor",
+    "ValueController",
+    "as_vreason_config",
+    "controlled_rows",
+    "entropy",
+    "kl_to_uniform",
+    "next_alpha",
+    "next_ema",
+    "norm_preserving_update",
+    "switch_loss",
+    "vreason_generate",
+]

@@ -1,0 +1,155 @@
+# Copyright 2026 The vreason-hf contributors. Licensed under the Apache License, Version 2.0.
+"""The V-Reason controller: a per-sample ΔV on chosen value-cache rows of one layer, with its own Adam.
+
+The controller never writes into the cache. Given the raw cached values `V` it returns a new tensor in which the
+controlled rows are replaced by the norm-preserving update `(V + ΔV) / ‖V + ΔV‖ · ‖V‖`, so edits never compound.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["ValueController", "norm_preserving_update"]
+
+
+def norm_preserving_update(values: torch.Tensor, delta: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    r"""
+    Rotate value vectors by a controller offset while keeping each vector's norm (SPEC section 2).
+
+    Args:
+        values (`torch.Tensor` of shape `(..., head_dim)`):
+            The original cached value vectors V (never modified).
+        delta (`torch.Tensor`, broadcastable to `values`):
+            The controller offset ΔV.
+        eps (`float`, *optional*, defaults to 1e-12):
+            Guards the division for vectors where V + ΔV = 0.
+
+    Returns:
+        `torch.Tensor`: V̂ = (V + ΔV) / ‖V + ΔV‖ · ‖V‖, norms taken per vector over the last dimension, in the
+        promoted dtype of the inputs.
+    """
+    shifted = values + delta
+    return shifted * (values.norm(dim=-1, keepdim=True) / shifted.norm(dim=-1, keepdim=True).clamp_min(eps))
+
+
+class ValueController(nn.Module):
+    r"""
+    The trainable ΔV of V-Reason for one decoder layer's value cache.
+
+    ΔV has the shape of the controlled slice, `(batch, num_kv_heads, num_rows, head_dim)`, is zero-initialised and
+    is parameterised as `ΔV = scale · θ` where `scale` is per sample (1, or the RMS of that sample's controlled
+    value rows with `lr_scale="value_rms"`), so that Adam's step size `lr` is relative to the values it moves.
+    Each batch row has its own Adam moments and step count; rows are fully independent.
+
+    Args:
+        rows (`torch.LongTensor` of shape `(batch, num_rows)`):
+            Sequence positions (in the layer's cache) of the controlled rows. Samples with fewer rows are padded
+            with any valid position and marked in `valid`.
+        valid (`torch.BoolTensor` of shape `(batch, num_rows)`):
+            Which entries of `rows` are real.
+        num_kv_heads (`int`), head_dim (`int`):
+            Shape of the value cache.
+        scale (`torch.Tensor` of shape `(batch,)`, *optional*):
+            Per-sample scale of ΔV; defaults to ones.
+        lr (`float`, *optional*, defaults to 0.05), betas (`tuple[float, float]`, *optional*, defaults to `(0.9,
+        0.999)`), eps (`float`, *optional*, defaults to 1e-8):
+            Adam's hyper-parameters (bias-corrected Adam, as `torch.optim.Adam`).
+    """
+
+    def __init__(
+        self,
+        rows: torch.Tensor,
+        valid: torch.Tensor,
+        num_kv_heads: int,
+        head_dim: int,
+        *,
+        scale: torch.Tensor | None = None,
+        lr: float = 0.05,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__()
+        if rows.shape != valid.shape or rows.dim() != 2:
+            raise ValueError(
+                f"`rows` and `valid` must both have shape (batch, num_rows), got {tuple(rows.shape)} and "
+                f"{tuple(valid.shape)}."
+            )
+        batch, num_rows = rows.shape
+        device = rows.device
+        self.lr, self.betas, self.eps = float(lr), (float(betas[0]), float(betas[1])), float(eps)
+        self.register_buffer("rows", rows.long())
+        self.register_buffer("valid", valid.bool())
+        if scale is None:
+            scale = torch.ones(batch, device=device)
+        self.register_buffer("scale", scale.detach().float().reshape(batch))
+        shape = (batch, num_kv_heads, num_rows, head_dim)
+        self.theta = nn.Parameter(torch.zeros(shape, device=device))
+        self.register_buffer("exp_avg", torch.zeros(shape, device=device))
+        self.register_buffer("exp_avg_sq", torch.zeros(shape, device=device))
+        self.register_buffer("steps", torch.zeros(batch, dtype=torch.long, device=device))
+
+    @property
+    def is_zero(self) -> bool:
+        """True until the first optimiser step: ΔV is then exactly zero and [`apply`] is the identity."""
+        return not bool(self.steps.any())
+
+    def delta(self) -> torch.Tensor:
+        """ΔV of shape `(batch, num_kv_heads, num_rows, head_dim)` (float32), zero on padded rows."""
+        mask = self.valid[:, None, :, None]
+        return torch.where(mask, self.theta * self.scale[:, None, None, None], torch.zeros_like(self.theta))
+
+    def _gather_index(self, values: torch.Tensor) -> torch.Tensor:
+        batch, heads, _, head_dim = values.shape
+        return self.rows[:, None, :, None].expand(batch, heads, self.rows.shape[1], head_dim)
+
+    def apply(self, values: torch.Tensor, *, force: bool = False) -> torch.Tensor:
+        r"""
+        Return `values` with the controlled rows replaced by their norm-preserving update.
+
+        Args:
+            values (`torch.Tensor` of shape `(batch, num_kv_heads, seq_len, head_dim)`):
+                The layer's raw cached values. Never modified.
+            force (`bool`, *optional*, defaults to `False`):
+                Apply the update even while ΔV is still zero (needed to get gradients at the first step). By
+                default the raw tensor itself is returned until the first optimiser step, so that a controller
+                which never stepped is bit-exactly the base model.
+
+        Returns:
+            `torch.Tensor` of the same shape and dtype as `values` (a new tensor when the controller is applied).
+        """
+        if self.is_zero and not force:
+            return values
+        index = self._gather_index(values)
+        original = values.gather(2, index).float()
+        updated = norm_preserving_update(original, self.delta())
+        updated = torch.where(self.valid[:, None, :, None], updated, original).to(values.dtype)
+        return values.scatter(2, index, updated)
+
+    @torch.no_grad()
+    def adam_step(self, grad: torch.Tensor, rows: torch.Tensor, lr: float | None = None) -> None:
+        r"""
+        One bias-corrected Adam step on θ for the selected batch rows; other rows keep θ, moments and step count.
+
+        Args:
+            grad (`torch.Tensor` of the shape of θ):
+                dL/dθ.
+            rows (`torch.BoolTensor` of shape `(batch,)`):
+                Which samples take the step (finished samples are left out).
+            lr (`float`, *optional*):
+                Overrides the controller's learning rate for this step.
+        """
+        lr = self.lr if lr is None else lr
+        beta1, beta2 = self.betas
+        sel = rows[:, None, None, None]
+        steps = self.steps + rows.long()
+        exp_avg = torch.where(sel, beta1 * self.exp_avg + (1 - beta1) * grad, self.exp_avg)
+        exp_avg_sq = torch.where(sel, beta2 * self.exp_avg_sq + (1 - beta2) * grad * grad, self.exp_avg_sq)
+        t = steps.clamp_min(1).float()[:, None, None, None]
+        bias1 = 1 - beta1**t
+        bias2 = 1 - beta2**t
+        update = (exp_avg / bias1) / ((exp_avg_sq / bias2).sqrt() + self.eps)
+        self.theta.copy_(torch.where(sel, self.theta - lr * update, self.theta))
+        self.exp_avg.copy_(exp_avg)
+        self.exp_avg_sq.copy_(exp_avg_sq)
+        self.steps.copy_(steps)

@@ -1,0 +1,339 @@
+# Copyright 2026 The vreason-hf contributors. Licensed under the Apache License, Version 2.0.
+"""The per-generation V-Reason state machine shared by the decoding loop and the logits-processor form.
+
+One [`VReasonEngine`] lives for one `generate` call. It owns the controller, the last-layer replay, the entropy
+EMA / running peak / α of every sample and the per-token traces, and it restores the model exactly as it found it
+when closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..configuration_vreason import VReasonConfig
+from .controller import ValueController
+from .lite import prune_video_rows
+from .objective import entropy, next_alpha, next_ema, switch_loss
+from .replay import ControlledDynamicLayer, LastLayerReplay
+
+__all__ = ["VReasonEngine", "as_vreason_config", "controlled_rows"]
+
+
+def as_vreason_config(value: VReasonConfig | dict[str, Any] | None) -> VReasonConfig:
+    """Accept a `VReasonConfig`, a plain dict of its knobs, or `None` (the defaults)."""
+    if value is None:
+        return VReasonConfig()
+    if isinstance(value, VReasonConfig):
+        return value
+    if isinstance(value, dict):
+        return VReasonConfig(**value)
+    raise TypeError(
+        f"`vreason_config` must be a VReasonConfig, a dict of its knobs or None, got {type(value).__name__}."
+    )
+
+
+def controlled_rows(
+    model_config: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, scope: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""
+    Prompt positions the controller covers, per sample.
+
+    Args:
+        model_config (`PreTrainedConfig`): the model's config (for `video_token_id` / `image_token_id`).
+        input_ids (`torch.LongTensor` of shape `(batch, prompt_len)`): the prompt.
+        attention_mask (`torch.Tensor` of shape `(batch, prompt_len)`, *optional*): 0 on padding.
+        scope (`str`): `"video"`, `"visual"` or `"prompt"` (see [`VReasonConfig`]).
+
+    Returns:
+        `(rows, valid)`: `rows` of shape `(batch, max_rows)` with the positions (left-aligned, padded with 0) and
+        the boolean `valid` of the same shape.
+
+    Raises:
+        `ValueError`: a sample has no row in scope (e.g. no video tokens with `scope="video"`).
+    """
+    if scope == "prompt":
+        selected = attention_mask.bool() if attention_mask is not None else torch.ones_like(input_ids, dtype=torch.bool)
+    else:
+        token_ids = [getattr(model_config, "video_token_id", None)]
+        if scope == "visual":
+            token_ids.append(getattr(model_config, "image_token_id", None))
+        token_ids = [t for t in token_ids if t is not None]
+        if not token_ids:
+            raise ValueError(
+                f"`controller_scope={scope!r}` needs a vision-language model with a `video_token_id`, but "
+                f"`{type(model_config).__name__}` has none. For a text-only model use `controller_scope=\"prompt\"`."
+            )
+        selected = torch.isin(input_ids, torch.tensor(token_ids, device=input_ids.device))
+    counts = selected.sum(-1)
+    if bool((counts == 0).any()):
+        empty = (counts == 0).nonzero().flatten().tolist()
+        what = {"video": "video tokens", "visual": "video or image tokens", "prompt": "prompt tokens"}[scope]
+        raise ValueError(
+            f"`controller_scope={scope!r}` found no {what} in the input of batch row(s) {empty}. Pass a video "
+            f"(through the processor, so the prompt holds its placeholder tokens) or use "
+            f"`controller_scope=\"prompt\"` to control the prompt's value rows instead."
+        )
+    width = int(counts.max())
+    # Stable sort puts the selected positions first, in order.
+    order = torch.sort((~selected).int(), dim=-1, stable=True).indices[:, :width]
+    valid = torch.arange(width, device=input_ids.device)[None, :] < counts[:, None]
+    return torch.where(valid, order, torch.zeros_like(order)), valid
+
+
+def _freeze(parameters: Iterable[nn.Parameter]) -> list[tuple[nn.Parameter, bool]]:
+    saved = [(p, p.requires_grad) for p in parameters]
+    for p, _ in saved:
+        p.requires_grad_(False)
+    return saved
+
+
+def _restore(saved: list[tuple[nn.Parameter, bool]]) -> None:
+    for p, flag in saved:
+        p.requires_grad_(flag)
+
+
+class VReasonEngine:
+    r"""
+    V-Reason's state for one generation: call [`attach`] after prefill, [`step`] once per generated token with the
+    raw next-token logits, and [`close`] at the end (or use it as a context manager).
+
+    Args:
+        model (`PreTrainedModel`): the (frozen) model being decoded.
+        config (`VReasonConfig`): the knobs.
+        input_ids (`torch.LongTensor` of shape `(batch, prompt_len)`): the prompt.
+        attention_mask (`torch.Tensor`, *optional*): the prompt's 2D mask.
+        replay (`LastLayerReplay`, *optional*): an already-installed replay hook (it must have recorded the
+            prefill); by default the engine installs its own, which must happen before prefill.
+        freeze (`str`, *optional*, defaults to `"model"`): `"model"` sets `requires_grad=False` on every parameter
+            until [`close`]; `"replay"` only on the replayed modules, and only inside [`step`].
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: VReasonConfig,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        replay: LastLayerReplay | None = None,
+        freeze: str = "model",
+    ) -> None:
+        if getattr(model.config, "is_encoder_decoder", False):
+            raise ValueError(
+                f"V-Reason supports decoder-only models; `{type(model).__name__}` is an encoder-decoder model."
+            )
+        self.model, self.config = model, config
+        self.rows, self.valid = controlled_rows(model.config, input_ids, attention_mask, config.controller_scope)
+        self.prompt_len = input_ids.shape[1]
+        batch, device = input_ids.shape[0], input_ids.device
+        self.token_index = 0
+        self.ema = torch.zeros(batch, device=device)
+        self.peak = torch.full((batch,), float("-inf"), device=device)
+        self.traces: dict[str, list[torch.Tensor]] = {"entropies": [], "ema_entropies": [], "alphas": []}
+        self.controller: ValueController | None = None
+        self.cache_layer = None
+        self._owns_replay = replay is None
+        self.replay = LastLayerReplay(model, config.target_layer) if replay is None else replay
+        # Only the controller may receive gradients: freeze the model for the engine's lifetime (restored in
+        # `close`), so autograd records nothing below the controlled layer and never computes a weight gradient.
+        # `freeze="replay"` freezes only the modules a replay runs, around each `step` (the logits-processor form,
+        # whose real forwards run under `no_grad` anyway).
+        self._freeze = freeze
+        self._requires_grad: list[tuple[nn.Parameter, bool]] = []
+        if freeze == "model":
+            self._requires_grad = _freeze(model.parameters())
+
+    # ------------------------------------------------------------------ set-up
+    def attach(self, cache: Any, logits: torch.Tensor, model_kwargs: dict[str, Any] | None = None) -> None:
+        r"""
+        Install the controller on the prefilled cache (and, for Lite, prune it).
+
+        Args:
+            cache (`DynamicCache`): the cache after prefill.
+            logits (`torch.Tensor` of shape `(batch, vocab_size)`): the prefill's next-token logits; the replay
+                must reproduce them, which is checked once here.
+            model_kwargs (`dict`, *optional*): generate's model kwargs; with Lite, their `attention_mask` (already
+                extended by one slot for the next token) is replaced by the pruned mask.
+        """
+        layers = getattr(cache, "layers", None)
+        if layers is None or len(layers) <= self.replay.layer_index:
+            raise TypeError(
+                f"V-Reason needs a `DynamicCache` with one layer per decoder layer, got `{type(cache).__name__}`. "
+                f"Do not pass `cache_implementation` other than \"dynamic\" or a custom cache object."
+            )
+        layer = layers[self.replay.layer_index]
+        if self.config.enabled:
+            with torch.no_grad():
+                self._check_replay(self.replay.logits(layer, None), logits.detach().float(), layer.values.dtype)
+        if self.config.lite:
+            self._prune(list(layers), model_kwargs)
+        values = layer.values
+        if values.shape[-2] < int(self.rows.max()) + 1:
+            raise RuntimeError("V-Reason: the cache is shorter than the prompt; was prefill run?")
+        _, heads, _, head_dim = values.shape
+        scale = None
+        if self.config.lr_scale == "value_rms":
+            index = self.rows[:, None, :, None].expand(-1, heads, -1, head_dim)
+            rows = values.gather(2, index).float() * self.valid[:, None, :, None]
+            count = self.valid.sum(-1).clamp_min(1) * heads * head_dim
+            scale = (rows.pow(2).sum((1, 2, 3)) / count).sqrt()
+        self.controller = ValueController(
+            self.rows,
+            self.valid,
+            heads,
+            head_dim,
+            scale=scale,
+            lr=self.config.lr,
+            betas=(self.config.adam_beta1, self.config.adam_beta2),
+            eps=self.config.adam_eps,
+        )
+        ControlledDynamicLayer.install(layer, self.controller)
+        self.cache_layer = layer
+
+    def _prune(self, layers: list[Any], model_kwargs: dict[str, Any] | None) -> None:
+        mask = None if model_kwargs is None else model_kwargs.get("attention_mask")
+        prompt_mask = None if mask is None else mask[:, : self.prompt_len]
+        new_mask, self.rows, self.valid = prune_video_rows(
+            layers,
+            self.rows,
+            self.valid,
+            prompt_mask,
+            prune_ratio=self.config.prune_ratio,
+            scope=self.config.prune_scope,
+            target_index=self.replay.layer_index,
+        )
+        if mask is not None:
+            model_kwargs["attention_mask"] = torch.cat([new_mask, mask[:, self.prompt_len :]], dim=-1)
+        elif new_mask is not None:
+            if model_kwargs is None:
+                raise ValueError("V-Reason Lite on a batch that drops different numbers of rows needs the model kwargs.")
+            ones = new_mask.new_ones(new_mask.shape[0], 1)
+            model_kwargs["attention_mask"] = torch.cat([new_mask, ones], dim=-1)
+
+    # ------------------------------------------------------------------ per token
+    @property
+    def update_due(self) -> bool:
+        """Whether the token about to be scored is an update step (tokens 0, k, 2k, ...)."""
+        return self.config.enabled and self.token_index % self.config.update_every == 0
+
+    @property
+    def wants_graph(self) -> bool:
+        """
+        Whether the next real forward should run with grad enabled: then the logits it returns already carry the
+        graph to θ and the first optimiser step needs only a backward (the fused path). False until the
+        controller has stepped once, because a zero controller is bypassed in real forwards.
+        """
+        return self.update_due and self.controller is not None and not self.controller.is_zero
+
+    def grad_context(self) -> contextlib.AbstractContextManager:
+        """`torch.enable_grad()` when [`wants_graph`], else a no-op context."""
+        return torch.enable_grad() if self.wants_graph else contextlib.nullcontext()
+
+    def step(self, logits: torch.Tensor, unfinished: torch.Tensor) -> torch.Tensor:
+        r"""
+        Score one generated position: update EMA / peak / α, take the optimiser steps when due and return the
+        logits to decode from.
+
+        Args:
+            logits (`torch.Tensor` of shape `(batch, vocab_size)`):
+                Raw next-token logits under the current ΔV, before any logits processor; may carry a graph to θ.
+            unfinished (`torch.BoolTensor` of shape `(batch,)`):
+                Samples still generating; finished samples keep their state and are not optimised.
+
+        Returns:
+            `torch.Tensor` of shape `(batch, vocab_size)`, float32, detached: the logits after the update when
+            `decode_after_update=True` and an update happened, else the input logits.
+        """
+        if self.controller is None:
+            raise RuntimeError("VReasonEngine.step() called before attach().")
+        cfg = self.config
+        unfinished = unfinished.bool()
+        with torch.no_grad():
+            h = entropy(logits.detach())
+            if not bool(torch.isfinite(h[unfinished]).all()):
+                bad = (~torch.isfinite(h) & unfinished).nonzero().flatten().tolist()
+                raise FloatingPointError(
+                    f"V-Reason: non-finite next-token logits at generated token {self.token_index} for batch "
+                    f"row(s) {bad}. Lower `lr`, decode in float32, or check the model's weights and inputs."
+                )
+            if self.token_index == 0 and cfg.ema_init == "first":
+                ema = h
+            else:
+                ema = next_ema(self.ema, h, cfg.ema_beta)
+            self.ema = torch.where(unfinished, ema, self.ema)
+            self.peak = torch.where(unfinished, torch.maximum(self.peak, self.ema), self.peak)
+            alpha = next_alpha(self.ema, self.peak, cfg.alpha_schedule)
+            nan = torch.full_like(h, float("nan"))
+            self.traces["entropies"].append(torch.where(unfinished, h, nan))
+            self.traces["ema_entropies"].append(torch.where(unfinished, self.ema, nan))
+            self.traces["alphas"].append(torch.where(unfinished, alpha, torch.zeros_like(alpha)))
+
+        decode = logits
+        if self.update_due and bool(unfinished.any()):
+            frozen = _freeze(self.replay.parameters()) if self._freeze == "replay" else []
+            controller, weight = self.controller, alpha * unfinished
+            for i in range(cfg.num_steps):
+                with torch.enable_grad():
+                    if i == 0 and logits.requires_grad:
+                        current = logits  # fused: the real forward already built the graph
+                    else:
+                        current = self.replay.logits(self.cache_layer, controller)
+                    loss = switch_loss(current, weight, cfg.kl_direction).sum()
+                    (grad,) = torch.autograd.grad(loss, controller.theta)
+                controller.adam_step(grad, unfinished)
+            if cfg.decode_after_update:
+                with torch.no_grad():
+                    decode = self.replay.logits(self.cache_layer, controller)
+            _restore(frozen)
+        self.token_index += 1
+        return decode.detach().float()
+
+    def _check_replay(self, replayed: torch.Tensor, real: torch.Tensor, dtype: torch.dtype) -> None:
+        # Once per generation: the last-layer replay must reproduce the model's own logits (ΔV = 0), otherwise the
+        # model computes logits in a way the replay does not know (e.g. logit soft-capping) and V-Reason would
+        # optimise the wrong distribution.
+        tol = (1e-3 if dtype == torch.float32 else 5e-2) * max(1.0, float(real.abs().max()))
+        diff = float((replayed - real).abs().max())
+        if not diff <= tol:
+            raise RuntimeError(
+                f"V-Reason's last-layer replay does not reproduce `{type(self.model).__name__}`'s logits "
+                f"(max abs difference {diff:.3g} > {tol:.3g}). This architecture post-processes its last hidden "
+                f"state in a way the replay (last layer → final norm → LM head) does not cover; it is unsupported."
+            )
+
+    # ------------------------------------------------------------------ results
+    def stacked_traces(self) -> dict[str, torch.Tensor]:
+        """Traces of shape `(batch, generated_tokens)`: NaN (entropies) or 0 (alphas) after a sample finished."""
+        batch = self.ema.shape[0]
+        out = {}
+        for name, values in self.traces.items():
+            out[name] = torch.stack(values, dim=1) if values else torch.zeros(batch, 0, device=self.ema.device)
+        return out
+
+    @property
+    def optimizer_steps(self) -> torch.Tensor:
+        """Adam steps taken per sample, shape `(batch,)`."""
+        if self.controller is None:
+            return torch.zeros_like(self.ema, dtype=torch.long)
+        return self.controller.steps.clone()
+
+    def close(self) -> None:
+        """Remove the hook, uninstall the controller from the cache and restore the parameters' grad flags."""
+        if self._owns_replay:
+            self.replay.remove()
+        if self.cache_layer is not None:
+            ControlledDynamicLayer.uninstall(self.cache_layer)
+        _restore(self._requires_grad)
+        self._requires_grad = []
+
+    def __enter__(self) -> VReasonEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+

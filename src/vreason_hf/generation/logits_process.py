@@ -1,0 +1,109 @@
+# Copyright 2026 The vreason-hf contributors. Licensed under the Apache License, Version 2.0.
+"""V-Reason as a `LogitsProcessor`, for composing with plain `generate`, pipelines and other recipes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import LogitsProcessor
+
+from ..configuration_vreason import VReasonConfig
+from .engine import VReasonEngine, as_vreason_config
+from .replay import LastLayerReplay
+
+__all__ = ["VReasonLogitsProcessor"]
+
+
+class VReasonLogitsProcessor(LogitsProcessor):
+    r"""
+    V-Reason through `model.generate(..., logits_processor=[VReasonLogitsProcessor(model, config)])`.
+
+    It shares the controller, replay and objective of [`vreason_generate`] and gives the same tokens for greedy
+    decoding. Differences from the `custom_generate` form:
+
+    - it cannot fuse the first optimiser step into the real forward (plain `generate` runs under `no_grad`), so
+      each update costs one extra last-layer pass;
+    - it takes the raw logits from a hook on the LM head, so processors placed *before* it in the list do not
+      change the entropy it optimises; after an update it returns `scores + (updated − raw)`, which equals the
+      updated logits when it is the first processor;
+    - V-Reason Lite is not available (pruning must rewrite generate's attention mask, which a processor cannot
+      reach): use `custom_generate=vreason_generate` for `lite=True`.
+
+    Hooks are installed on the model when the processor is created; call [`close`] or use it as a context manager
+    to remove them. One processor can serve several `generate` calls, one at a time: a new cache starts a new
+    controller.
+
+    Args:
+        model (`PreTrainedModel`): the model that will call `generate`.
+        vreason_config (`VReasonConfig` or `dict`, *optional*): the knobs (defaults to `VReasonConfig()`).
+    """
+
+    def __init__(self, model: Any, vreason_config: VReasonConfig | dict[str, Any] | None = None) -> None:
+        self.config = as_vreason_config(vreason_config)
+        if self.config.lite:
+            raise ValueError(
+                "VReasonLogitsProcessor does not support `lite=True`: Lite rewrites generate's attention mask, which "
+                "a logits processor cannot reach. Use `model.generate(..., custom_generate=vreason_generate)`."
+            )
+        self.model = model
+        eos = model.generation_config.eos_token_id
+        eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+        self._eos = torch.tensor(eos, dtype=torch.long)
+        self._pad = model.generation_config.pad_token_id
+        self.replay = LastLayerReplay(model, self.config.target_layer)
+        self._raw: torch.Tensor | None = None
+        self._head_handle = self.replay.lm_head.register_forward_hook(self._record_logits)
+        self.engine: VReasonEngine | None = None
+        self._cache: Any = None
+        self._unfinished: torch.Tensor | None = None
+
+    def _record_logits(self, module: Any, args: Any, output: torch.Tensor) -> None:
+        self._raw = output[:, -1].detach()
+
+    def _start(self, input_ids: torch.Tensor, raw: torch.Tensor) -> None:
+        if self.engine is not None:
+            self.engine.close()
+        mask = None
+        if self._pad is not None and self.config.controller_scope == "prompt":
+            mask = (input_ids != self._pad).long().cummax(-1).values  # 0 only on left padding
+        self.engine = VReasonEngine(self.model, self.config, input_ids, mask, replay=self.replay, freeze="replay")
+        self._cache = self.replay.cache
+        self.engine.attach(self._cache, raw)
+        self._unfinished = torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self._raw is None or self.replay.cache is None:
+            raise RuntimeError("VReasonLogitsProcessor saw no forward pass of its model; was it built for this model?")
+        raw = self._raw.float()
+        if self.engine is None or self.replay.cache is not self._cache:
+            self._start(input_ids, raw)
+        else:
+            last = input_ids[:, -1]
+            self._unfinished &= ~torch.isin(last, self._eos.to(last.device))
+        update = self.engine.update_due
+        decode = self.engine.step(raw, self._unfinished)
+        if not update or not self.config.decode_after_update:
+            return scores
+        if torch.equal(scores, raw):
+            return decode
+        return scores + (decode - raw)
+
+    def traces(self) -> dict[str, torch.Tensor]:
+        """The last generation's traces (see [`VReasonGenerateOutput`]) plus `optimizer_steps`."""
+        if self.engine is None:
+            raise RuntimeError("No generation has run through this VReasonLogitsProcessor yet.")
+        return {**self.engine.stacked_traces(), "optimizer_steps": self.engine.optimizer_steps}
+
+    def close(self) -> None:
+        """Remove the hooks from the model and release the last generation's controller."""
+        self._head_handle.remove()
+        self.replay.remove()
+        if self.engine is not None:
+            self.engine.close()
+
+    def __enter__(self) -> VReasonLogitsProcessor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,181 @@
+# Copyright 2026 The vreason-hf contributors. Licensed under the Apache License, Version 2.0.
+"""The V-Reason decoding loop, in the shape of `GenerationMixin._sample`, for `generate(custom_generate=...)`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+from transformers.generation.utils import GenerateDecoderOnlyOutput
+
+from ..configuration_vreason import VReasonConfig
+from .engine import VReasonEngine, as_vreason_config
+
+__all__ = ["VReasonGenerateOutput", "check_generation_config", "vreason_generate"]
+
+
+@dataclass
+class VReasonGenerateOutput(GenerateDecoderOnlyOutput):
+    r"""
+    [`~transformers.generation.GenerateDecoderOnlyOutput`] plus V-Reason's per-token traces.
+
+    Args:
+        entropies (`torch.FloatTensor` of shape `(batch_size, generated_length)`):
+            Entropy H_k (nats) of each generated position's distribution before that position's update, computed
+            from the raw logits (before logits processors). NaN after a sample finished.
+        ema_entropies (`torch.FloatTensor` of shape `(batch_size, generated_length)`):
+            The EMA H_ema_k after each token. NaN after a sample finished.
+        alphas (`torch.FloatTensor` of shape `(batch_size, generated_length)`):
+            The switching coefficient α_k (+1 explore, −1 exploit). 0 after a sample finished.
+        optimizer_steps (`torch.LongTensor` of shape `(batch_size,)`):
+            Adam steps taken on each sample's controller.
+    """
+
+    entropies: torch.FloatTensor | None = None
+    ema_entropies: torch.FloatTensor | None = None
+    alphas: torch.FloatTensor | None = None
+    optimizer_steps: torch.LongTensor | None = None
+
+
+def check_generation_config(generation_config: GenerationConfig) -> None:
+    """Raise a clear error for generation modes V-Reason does not implement."""
+    if (generation_config.num_beams or 1) > 1:
+        raise ValueError(
+            f"V-Reason decodes one hypothesis per sample; got `num_beams={generation_config.num_beams}`. Use greedy "
+            f"(`do_sample=False`) or sampling (`do_sample=True`) with `num_beams=1`."
+        )
+    if getattr(generation_config, "prompt_lookup_num_tokens", None) is not None or getattr(
+        generation_config, "assistant_early_exit", None
+    ) is not None:
+        raise ValueError(
+            "V-Reason does not support assisted decoding (`prompt_lookup_num_tokens`, `assistant_early_exit`, "
+            "`assistant_model`): its controller changes the target model's distribution at every step."
+        )
+    if generation_config.use_cache is False:
+        raise ValueError("V-Reason edits the KV cache and needs `use_cache=True`.")
+
+
+def vreason_generate(
+    model: Any,
+    input_ids: torch.LongTensor,
+    logits_processor: LogitsProcessorList,
+    stopping_criteria: StoppingCriteriaList,
+    generation_config: GenerationConfig,
+    synced_gpus: bool = False,
+    streamer: Any = None,
+    vreason_config: VReasonConfig | dict[str, Any] | None = None,
+    vreason_streamer: Any = None,
+    **model_kwargs: Any,
+) -> VReasonGenerateOutput | torch.LongTensor:
+    r"""
+    Decode with V-Reason. Pass it to generate, which prepares every input (vision encoding, 3D positions, cache)
+    and then calls it as the decoding loop:
+
+    ```python
+    out = model.generate(**inputs, custom_generate=vreason_generate, vreason_config={"lr": 0.05},
+                         max_new_tokens=256, do_sample=False)
+    ```
+
+    Args:
+        model (`PreTrainedModel`):
+            The model (its weights, grad flags and mode are left exactly as they were).
+        input_ids, logits_processor, stopping_criteria, generation_config, synced_gpus, streamer:
+            As in `GenerationMixin._sample` (filled in by `generate`).
+        vreason_config (`VReasonConfig` or `dict`, *optional*):
+            The V-Reason knobs; a dict is validated as `VReasonConfig(**dict)`. Defaults to `VReasonConfig()`.
+        vreason_streamer (`BaseStreamer`, *optional*):
+            A streamer (e.g. `TextStreamer`) that receives the prompt, then every generated token, then `end()`.
+            `generate` does not hand its own `streamer=` argument to a callable `custom_generate` (transformers
+            5.24), so pass it under this name; the Hub recipe and [`VReasonLogitsProcessor`] accept `streamer=`.
+        model_kwargs:
+            Prepared model inputs (`cache`, `attention_mask`, `position_ids`, multimodal outputs, ...).
+
+    Returns:
+        `torch.LongTensor` of shape `(batch, prompt + generated)`, or [`VReasonGenerateOutput`] with
+        `return_dict_in_generate=True`.
+    """
+    if synced_gpus:
+        raise ValueError("V-Reason does not support `synced_gpus=True` (DeepSpeed ZeRO-3 / FSDP lock-step decoding).")
+    check_generation_config(generation_config)
+    config = as_vreason_config(vreason_config)
+    streamer = vreason_streamer if vreason_streamer is not None else streamer
+
+    pad_token_id = generation_config._pad_token_tensor
+    return_dict = generation_config.return_dict_in_generate
+    output_scores = return_dict and generation_config.output_scores
+    output_logits = return_dict and generation_config.output_logits
+    output_attentions = return_dict and generation_config.output_attentions
+    output_hidden_states = return_dict and generation_config.output_hidden_states
+    scores, raw_logits, attentions, hidden_states = [], [], [], []
+    has_eos_stopping_criteria = any(hasattr(criteria, "eos_token_id") for criteria in stopping_criteria)
+    do_sample = generation_config.do_sample
+
+    batch_size = input_ids.shape[0]
+    unfinished = torch.ones(batch_size, dtype=torch.bool, device=input_ids.device)
+    if pad_token_id is not None:
+        pad_token_id = pad_token_id.to(input_ids.device)
+
+    engine = VReasonEngine(model, config, input_ids, model_kwargs.get("attention_mask"))
+    if streamer is not None:
+        streamer.put(input_ids.cpu())
+    try:
+        outputs = model._prefill(input_ids, generation_config, model_kwargs)
+        model_kwargs = model._update_model_kwargs_for_generation(outputs, model_kwargs)
+        logits = outputs.logits[:, -1].float()  # (batch, vocab): raw next-token logits of the prompt
+        engine.attach(model_kwargs.get("cache"), logits, model_kwargs)
+        while True:
+            if output_attentions:
+                attentions.append(outputs.attentions)
+            if output_hidden_states:
+                hidden_states.append(outputs.hidden_states)
+            del outputs
+            decode_logits = engine.step(logits, unfinished)
+            del logits
+            next_token_scores = logits_processor(input_ids, decode_logits)
+            if output_scores:
+                scores.append(next_token_scores)
+            if output_logits:
+                raw_logits.append(decode_logits)
+
+            if do_sample:
+                next_tokens = torch.multinomial(next_token_scores.softmax(-1), num_samples=1).squeeze(1)
+            else:
+                next_tokens = next_token_scores.argmax(-1)
+            if has_eos_stopping_criteria:
+                next_tokens = torch.where(unfinished, next_tokens, pad_token_id)
+            input_ids = torch.cat([input_ids, next_tokens[:, None]], dim=-1)  # (batch, length + 1)
+            if streamer is not None:
+                streamer.put(next_tokens.cpu())
+            unfinished = unfinished & ~stopping_criteria(input_ids, tuple(scores) or None)
+            if not bool(unfinished.any()):
+                break
+
+            model_inputs = model.prepare_inputs_for_generation(input_ids, next_sequence_length=1, **model_kwargs)
+            with engine.grad_context():
+                outputs = model(**model_inputs, return_dict=True)
+                # Raw next-token logits under the current ΔV, (batch, vocab); inside the grad context they carry
+                # the graph to the controller (the fused path: the first optimiser step needs only a backward).
+                logits = outputs.logits[:, -1].float()
+            model_kwargs = model._update_model_kwargs_for_generation(outputs, model_kwargs)
+    finally:
+        engine.close()
+        if streamer is not None:
+            streamer.end()
+
+    if not return_dict:
+        return input_ids
+    traces = engine.stacked_traces()
+    return VReasonGenerateOutput(
+        sequences=input_ids,
+        scores=tuple(scores) if output_scores else None,
+        logits=tuple(raw_logits) if output_logits else None,
+        attentions=tuple(attentions) if output_attentions else None,
+        hidden_states=tuple(hidden_states) if output_hidden_states else None,
+        cache=model_kwargs.get("cache"),
+        entropies=traces["entropies"],
+        ema_entropies=traces["ema_entropies"],
+        alphas=traces["alphas"],
+        optimizer_steps=engine.optimizer_steps,
+    )
