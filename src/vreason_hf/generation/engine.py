@@ -57,7 +57,11 @@ def controlled_rows(
         `ValueError`: a sample has no row in scope (e.g. no video tokens with `scope="video"`).
     """
     if scope == "prompt":
-        selected = attention_mask.bool() if attention_mask is not None else torch.ones_like(input_ids, dtype=torch.bool)
+        selected = (
+            attention_mask.bool()
+            if attention_mask is not None
+            else torch.ones_like(input_ids, dtype=torch.bool)
+        )
     else:
         token_ids = [getattr(model_config, "video_token_id", None)]
         if scope == "visual":
@@ -66,7 +70,7 @@ def controlled_rows(
         if not token_ids:
             raise ValueError(
                 f"`controller_scope={scope!r}` needs a vision-language model with a `video_token_id`, but "
-                f"`{type(model_config).__name__}` has none. For a text-only model use `controller_scope=\"prompt\"`."
+                f'`{type(model_config).__name__}` has none. For a text-only model use `controller_scope="prompt"`.'
             )
         selected = torch.isin(input_ids, torch.tensor(token_ids, device=input_ids.device))
     counts = selected.sum(-1)
@@ -76,7 +80,7 @@ def controlled_rows(
         raise ValueError(
             f"`controller_scope={scope!r}` found no {what} in the input of batch row(s) {empty}. Pass a video "
             f"(through the processor, so the prompt holds its placeholder tokens) or use "
-            f"`controller_scope=\"prompt\"` to control the prompt's value rows instead."
+            f'`controller_scope="prompt"` to control the prompt\'s value rows instead.'
         )
     width = int(counts.max())
     # Stable sort puts the selected positions first, in order.
@@ -128,7 +132,9 @@ class VReasonEngine:
                 f"V-Reason supports decoder-only models; `{type(model).__name__}` is an encoder-decoder model."
             )
         self.model, self.config = model, config
-        self.rows, self.valid = controlled_rows(model.config, input_ids, attention_mask, config.controller_scope)
+        self.rows, self.valid = controlled_rows(
+            model.config, input_ids, attention_mask, config.controller_scope
+        )
         self.prompt_len = input_ids.shape[1]
         batch, device = input_ids.shape[0], input_ids.device
         self.token_index = 0
@@ -164,12 +170,15 @@ class VReasonEngine:
         if layers is None or len(layers) <= self.replay.layer_index:
             raise TypeError(
                 f"V-Reason needs a `DynamicCache` with one layer per decoder layer, got `{type(cache).__name__}`. "
-                f"Do not pass `cache_implementation` other than \"dynamic\" or a custom cache object."
+                f'Do not pass `cache_implementation` other than "dynamic" or a custom cache object.'
             )
         layer = layers[self.replay.layer_index]
+        ControlledDynamicLayer.check_supported(layer)
         if self.config.enabled:
             with torch.no_grad():
-                self._check_replay(self.replay.logits(layer, None), logits.detach().float(), layer.values.dtype)
+                self._check_replay(
+                    self.replay.logits(layer, None), logits.detach().float(), layer.values.dtype
+                )
         if self.config.lite:
             self._prune(list(layers), model_kwargs)
         values = layer.values
@@ -211,7 +220,9 @@ class VReasonEngine:
             model_kwargs["attention_mask"] = torch.cat([new_mask, mask[:, self.prompt_len :]], dim=-1)
         elif new_mask is not None:
             if model_kwargs is None:
-                raise ValueError("V-Reason Lite on a batch that drops different numbers of rows needs the model kwargs.")
+                raise ValueError(
+                    "V-Reason Lite on a batch that drops different numbers of rows needs the model kwargs."
+                )
             ones = new_mask.new_ones(new_mask.shape[0], 1)
             model_kwargs["attention_mask"] = torch.cat([new_mask, ones], dim=-1)
 
@@ -297,6 +308,12 @@ class VReasonEngine:
         # Once per generation: the last-layer replay must reproduce the model's own logits (ΔV = 0), otherwise the
         # model computes logits in a way the replay does not know (e.g. logit soft-capping) and V-Reason would
         # optimise the wrong distribution.
+        if not bool(torch.isfinite(real).all()):
+            bad = (~torch.isfinite(real)).any(-1).nonzero().flatten().tolist()
+            raise FloatingPointError(
+                f"V-Reason: non-finite next-token logits after prefill for batch row(s) {bad}. Check the model's "
+                f"weights and inputs, or decode in float32."
+            )
         tol = (1e-3 if dtype == torch.float32 else 5e-2) * max(1.0, float(real.abs().max()))
         diff = float((replayed - real).abs().max())
         if not diff <= tol:
@@ -312,7 +329,9 @@ class VReasonEngine:
         batch = self.ema.shape[0]
         out = {}
         for name, values in self.traces.items():
-            out[name] = torch.stack(values, dim=1) if values else torch.zeros(batch, 0, device=self.ema.device)
+            out[name] = (
+                torch.stack(values, dim=1) if values else torch.zeros(batch, 0, device=self.ema.device)
+            )
         return out
 
     @property
@@ -336,4 +355,3 @@ class VReasonEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

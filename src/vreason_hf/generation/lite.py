@@ -55,7 +55,11 @@ def prune_video_rows(
     counts = valid.sum(-1).tolist()
     drops = [n - round((1.0 - prune_ratio) * n) for n in counts]
     new_len = seq_len - min(drops)
-    mask = attention_mask if attention_mask is not None else torch.ones(batch, seq_len, dtype=torch.long, device=device)
+    mask = (
+        attention_mask
+        if attention_mask is not None
+        else torch.ones(batch, seq_len, dtype=torch.long, device=device)
+    )
     target = layers[target_index]
 
     shared_drop = None
@@ -70,7 +74,9 @@ def prune_video_rows(
         real = torch.zeros(batch, new_len, dtype=torch.bool, device=device)
         for b in range(batch):
             video = rows[b, valid[b]]
-            dropped = shared_drop[b] if shared_drop is not None else _drop_order(layer.values[b], video, drops[b])
+            dropped = (
+                shared_drop[b] if shared_drop is not None else _drop_order(layer.values[b], video, drops[b])
+            )
             keep = torch.ones(seq_len, dtype=torch.bool, device=device)
             keep[dropped] = False
             kept = keep.nonzero().squeeze(-1)  # sorted old positions
@@ -91,7 +97,9 @@ def prune_video_rows(
             )
         gather = index[:, None, :, None]
         layer.keys = layer.keys.gather(2, gather.expand(-1, layer.keys.shape[1], -1, layer.keys.shape[-1]))
-        layer.values = layer.values.gather(2, gather.expand(-1, layer.values.shape[1], -1, layer.values.shape[-1]))
+        layer.values = layer.values.gather(
+            2, gather.expand(-1, layer.values.shape[1], -1, layer.values.shape[-1])
+        )
 
     if attention_mask is None and bool(new_mask.all()):
         new_mask = None

@@ -67,14 +67,18 @@ class VReasonLogitsProcessor(LogitsProcessor):
         mask = None
         if self._pad is not None and self.config.controller_scope == "prompt":
             mask = (input_ids != self._pad).long().cummax(-1).values  # 0 only on left padding
-        self.engine = VReasonEngine(self.model, self.config, input_ids, mask, replay=self.replay, freeze="replay")
+        self.engine = VReasonEngine(
+            self.model, self.config, input_ids, mask, replay=self.replay, freeze="replay"
+        )
         self._cache = self.replay.cache
         self.engine.attach(self._cache, raw)
         self._unfinished = torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self._raw is None or self.replay.cache is None:
-            raise RuntimeError("VReasonLogitsProcessor saw no forward pass of its model; was it built for this model?")
+            raise RuntimeError(
+                "VReasonLogitsProcessor saw no forward pass of its model; was it built for this model?"
+            )
         raw = self._raw.float()
         if self.engine is None or self.replay.cache is not self._cache:
             self._start(input_ids, raw)

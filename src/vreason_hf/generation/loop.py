@@ -46,9 +46,10 @@ def check_generation_config(generation_config: GenerationConfig) -> None:
             f"V-Reason decodes one hypothesis per sample; got `num_beams={generation_config.num_beams}`. Use greedy "
             f"(`do_sample=False`) or sampling (`do_sample=True`) with `num_beams=1`."
         )
-    if getattr(generation_config, "prompt_lookup_num_tokens", None) is not None or getattr(
-        generation_config, "assistant_early_exit", None
-    ) is not None:
+    if (
+        getattr(generation_config, "prompt_lookup_num_tokens", None) is not None
+        or getattr(generation_config, "assistant_early_exit", None) is not None
+    ):
         raise ValueError(
             "V-Reason does not support assisted decoding (`prompt_lookup_num_tokens`, `assistant_early_exit`, "
             "`assistant_model`): its controller changes the target model's distribution at every step."
@@ -97,7 +98,9 @@ def vreason_generate(
         `return_dict_in_generate=True`.
     """
     if synced_gpus:
-        raise ValueError("V-Reason does not support `synced_gpus=True` (DeepSpeed ZeRO-3 / FSDP lock-step decoding).")
+        raise ValueError(
+            "V-Reason does not support `synced_gpus=True` (DeepSpeed ZeRO-3 / FSDP lock-step decoding)."
+        )
     check_generation_config(generation_config)
     config = as_vreason_config(vreason_config)
     streamer = vreason_streamer if vreason_streamer is not None else streamer
@@ -152,7 +155,9 @@ def vreason_generate(
             if not bool(unfinished.any()):
                 break
 
-            model_inputs = model.prepare_inputs_for_generation(input_ids, next_sequence_length=1, **model_kwargs)
+            model_inputs = model.prepare_inputs_for_generation(
+                input_ids, next_sequence_length=1, **model_kwargs
+            )
             with engine.grad_context():
                 outputs = model(**model_inputs, return_dict=True)
                 # Raw next-token logits under the current ΔV, (batch, vocab); inside the grad context they carry

@@ -24,7 +24,9 @@ __all__ = ["ControlledDynamicLayer", "LastLayerReplay", "resolve_decoder_parts"]
 _CACHE_KWARGS = ("hidden_states", "cache", "past_key_values", "past_key_value", "use_cache")
 
 
-def resolve_decoder_parts(model: nn.Module, target_layer: int = -1) -> tuple[nn.ModuleList, nn.Module, nn.Module, int]:
+def resolve_decoder_parts(
+    model: nn.Module, target_layer: int = -1
+) -> tuple[nn.ModuleList, nn.Module, nn.Module, int]:
     """
     Find the decoder layers, final norm and LM head of a decoder-only (or vision-language) model.
 
@@ -77,14 +79,19 @@ class ControlledDynamicLayer(DynamicLayer):
 
     @classmethod
     def install(cls, layer: DynamicLayer, controller: ValueController) -> None:
+        cls.check_supported(layer)
+        layer.__class__ = cls
+        layer.vreason_controller = controller
+
+    @staticmethod
+    def check_supported(layer: object) -> None:
+        """Raise `TypeError` unless `layer` is a plain `DynamicLayer` (the only cache layer V-Reason edits)."""
         if type(layer) is not DynamicLayer:
             raise TypeError(
                 f"V-Reason supports only a dynamic cache on the controlled layer, got `{type(layer).__name__}`. "
-                f"Pass `cache_implementation=\"dynamic\"` (the default) and do not pass a static, sliding-window, "
+                f'Pass `cache_implementation="dynamic"` (the default) and do not pass a static, sliding-window, '
                 f"offloaded or quantized cache."
             )
-        layer.__class__ = cls
-        layer.vreason_controller = controller
 
     @staticmethod
     def uninstall(layer: DynamicLayer) -> None:
@@ -99,7 +106,9 @@ class _ReplayCache:
     def __init__(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         self.keys, self.values = keys, values
 
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any):
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any
+    ):
         # The real cache already holds this position's key and value: the replayed query attends over exactly
         # what the real forward attended over.
         return self.keys, self.values
@@ -146,10 +155,12 @@ class LastLayerReplay:
         if attention_mask is not None and not isinstance(attention_mask, torch.Tensor):
             raise TypeError(
                 f"V-Reason's last-layer replay supports tensor attention masks (eager, sdpa, flash), got "
-                f"`{type(attention_mask).__name__}`; load the model with `attn_implementation=\"sdpa\"`."
+                f'`{type(attention_mask).__name__}`; load the model with `attn_implementation="sdpa"`.'
             )
 
-    def logits(self, cache_layer: DynamicLayer, controller: ValueController | None, *, force: bool = True) -> torch.Tensor:
+    def logits(
+        self, cache_layer: DynamicLayer, controller: ValueController | None, *, force: bool = True
+    ) -> torch.Tensor:
         r"""
         Next-token logits of the last recorded position with the controller's current ΔV.
 
