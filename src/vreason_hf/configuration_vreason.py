@@ -35,6 +35,8 @@ _PASSTHROUGH_KEYS = frozenset(
         "name_or_path",
         "_commit_hash",
         "_attn_implementation",
+        "attn_implementation",
+        "output_attentions",
     }
 )
 
@@ -140,6 +142,22 @@ class VReasonConfig(PreTrainedConfig):
     def enabled(self) -> bool:
         """Whether any optimiser step can change the controller (`num_steps > 0` and `lr > 0`)."""
         return self.num_steps > 0 and self.lr > 0
+
+    def validate(self) -> None:
+        """Re-check every knob (called by `save_pretrained`, so a knob set to a bad value later is caught)."""
+        super().validate()
+        self._check_knobs()
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> VReasonConfig:
+        """As `PreTrainedConfig.from_dict`, but keyword overrides are validated and typos raise."""
+        return_unused = kwargs.pop("return_unused_kwargs", False)
+        config, unused = super().from_dict(config_dict, return_unused_kwargs=True, **kwargs)
+        unknown = {k: v for k, v in unused.items() if k not in ("_from_auto", "_from_pipeline")}
+        if unknown and not return_unused:
+            cls(**unknown)  # raises the did-you-mean TypeError
+        config._check_knobs()
+        return (config, unused) if return_unused else config
 
     def _check_knobs(self) -> None:
         def fail(name: str, why: str) -> None:

@@ -7,6 +7,8 @@ controlled rows are replaced by the norm-preserving update `(V + ΔV) / ‖V + �
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -45,7 +47,8 @@ class ValueController(nn.Module):
     Args:
         rows (`torch.LongTensor` of shape `(batch, num_rows)`):
             Sequence positions (in the layer's cache) of the controlled rows. Samples with fewer rows are padded
-            with any valid position and marked in `valid`.
+            with positions that are *not* among their controlled rows (distinct from them), marked invalid in
+            `valid`: a padded entry that aliased a real row would overwrite its update.
         valid (`torch.BoolTensor` of shape `(batch, num_rows)`):
             Which entries of `rows` are real.
         num_kv_heads (`int`), head_dim (`int`):
@@ -146,8 +149,8 @@ class ValueController(nn.Module):
         exp_avg = torch.where(sel, beta1 * self.exp_avg + (1 - beta1) * grad, self.exp_avg)
         exp_avg_sq = torch.where(sel, beta2 * self.exp_avg_sq + (1 - beta2) * grad * grad, self.exp_avg_sq)
         t = steps.clamp_min(1).float()[:, None, None, None]
-        bias1 = 1 - beta1**t
-        bias2 = 1 - beta2**t
+        bias1 = -torch.expm1(t * math.log(beta1)) if beta1 > 0 else torch.ones_like(t)
+        bias2 = -torch.expm1(t * math.log(beta2)) if beta2 > 0 else torch.ones_like(t)
         update = (exp_avg / bias1) / ((exp_avg_sq / bias2).sqrt() + self.eps)
         self.theta.copy_(torch.where(sel, self.theta - lr * update, self.theta))
         self.exp_avg.copy_(exp_avg)

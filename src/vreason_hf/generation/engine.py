@@ -86,7 +86,7 @@ def controlled_rows(
     # Stable sort puts the selected positions first, in order.
     order = torch.sort((~selected).int(), dim=-1, stable=True).indices[:, :width]
     valid = torch.arange(width, device=input_ids.device)[None, :] < counts[:, None]
-    return torch.where(valid, order, torch.zeros_like(order)), valid
+    return order, valid
 
 
 def _freeze(parameters: Iterable[nn.Parameter]) -> list[tuple[nn.Parameter, bool]]:

@@ -84,8 +84,12 @@ def prune_video_rows(
             index[b, offset:] = kept
             real[b, offset:] = True
             if layer is target:
-                surviving = video[keep[video]]
-                new_rows[b, : surviving.numel()] = offset + torch.searchsorted(kept, surviving)
+                surviving = offset + torch.searchsorted(kept, video[keep[video]])
+                # Pad with distinct positions that are not controlled rows (padding must never alias a real row).
+                others = torch.ones(new_len, dtype=torch.bool, device=device)
+                others[surviving] = False
+                padding = others.nonzero().squeeze(-1)[: new_rows.shape[1] - surviving.numel()]
+                new_rows[b] = torch.cat([surviving, padding])
                 new_valid[b, : surviving.numel()] = True
         layer_mask = torch.where(real, mask.gather(1, index), torch.zeros_like(index, dtype=mask.dtype))
         if new_mask is None:

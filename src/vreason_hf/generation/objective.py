@@ -27,7 +27,7 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
     logp = torch.log_softmax(logits.float(), dim=-1)
     p = logp.exp()
     # p * logp is nan where p == 0 and logp == -inf; such terms are 0 by convention.
-    return -torch.where(p > 0, p * logp, torch.zeros_like(p)).sum(-1)
+    return -(p * logp.masked_fill(p == 0, 0.0)).sum(-1)
 
 
 def kl_to_uniform(logits: torch.Tensor, direction: str = "p_u") -> torch.Tensor:
