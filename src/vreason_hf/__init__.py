@@ -6,13 +6,21 @@ __version__ = "0.1.0.dev0"
 from transformers import AutoConfig
 
 from .configuration_vreason import VReasonConfig
+from .controller import ControllerConfig, VReasonControllerModel
 from .generation import VReasonGenerateOutput, VReasonLogitsProcessor, vreason_generate
+from .hub import build_custom_generate_dir, save_vreason_model
+from .modeling_vreason import VReasonForConditionalGeneration
 
 __all__ = [
+    "ControllerConfig",
     "VReasonConfig",
+    "VReasonControllerModel",
+    "VReasonForConditionalGeneration",
     "VReasonGenerateOutput",
     "VReasonLogitsProcessor",
     "__version__",
+    "build_custom_generate_dir",
+    "save_vreason_model",
     "vreason_generate",
 ]
 

@@ -143,7 +143,12 @@ def _token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
 
 
 def _finish(model: PreTrainedModel, ids: dict[str, int]) -> None:
-    """Set the generation defaults of a tiny model (stop at `<|im_end|>`, pad with `<|endoftext|>`) and eval mode."""
+    """Set the generation defaults of a tiny model (stop at `<|im_end|>`, pad with `<|endoftext|>`) and eval mode.
+
+    The attention implementation is set to `"sdpa"`, what `from_pretrained` picks: a model built straight from a
+    config otherwise runs eager attention, and its reloaded copy would not compute bit-identical logits.
+    """
+    model.set_attn_implementation("sdpa")
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids[_ENDOFTEXT]
     model.generation_config.bos_token_id = ids[_ENDOFTEXT]

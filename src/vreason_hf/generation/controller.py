@@ -91,11 +91,30 @@ class ValueController(nn.Module):
         self.register_buffer("exp_avg", torch.zeros(shape, device=device))
         self.register_buffer("exp_avg_sq", torch.zeros(shape, device=device))
         self.register_buffer("steps", torch.zeros(batch, dtype=torch.long, device=device))
+        # True while θ is exactly zero (before the first step, unless a non-zero state was loaded): [`apply`] is
+        # then the identity and returns the raw values untouched.
+        self.is_zero = True
 
-    @property
-    def is_zero(self) -> bool:
-        """True until the first optimiser step: ΔV is then exactly zero and [`apply`] is the identity."""
-        return not bool(self.steps.any())
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        r"""
+        Load a state saved from another controller (θ, Adam moments, step counts, rows, scale), e.g. to continue
+        from a previous generation's controller. Shapes must match exactly.
+
+        Raises:
+            `ValueError`: a tensor is missing or has another shape (the state belongs to another input).
+        """
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        if missing:
+            raise ValueError(f"Controller state is missing {missing}; expected the keys {sorted(own)}.")
+        for name, tensor in own.items():
+            if tuple(state[name].shape) != tuple(tensor.shape):
+                raise ValueError(
+                    f"Controller state `{name}` has shape {tuple(state[name].shape)}, but this input needs "
+                    f"{tuple(tensor.shape)}: a controller state only fits the input (same video tokens) it came from."
+                )
+        self.load_state_dict({name: state[name] for name in own})
+        self.is_zero = not bool(self.theta.detach().any())
 
     def delta(self) -> torch.Tensor:
         """ΔV of shape `(batch, num_kv_heads, num_rows, head_dim)` (float32), zero on padded rows."""
@@ -156,3 +175,4 @@ class ValueController(nn.Module):
         self.exp_avg.copy_(exp_avg)
         self.exp_avg_sq.copy_(exp_avg_sq)
         self.steps.copy_(steps)
+        self.is_zero = False

@@ -115,6 +115,8 @@ class VReasonEngine:
             prefill); by default the engine installs its own, which must happen before prefill.
         freeze (`str`, *optional*, defaults to `"model"`): `"model"` sets `requires_grad=False` on every parameter
             until [`close`]; `"replay"` only on the replayed modules, and only inside [`step`].
+        initial_state (`dict[str, torch.Tensor]`, *optional*): a controller state (see
+            [`ValueController.load_state`]) to start from instead of ΔV = 0, e.g. a saved adapter.
     """
 
     def __init__(
@@ -126,6 +128,7 @@ class VReasonEngine:
         *,
         replay: LastLayerReplay | None = None,
         freeze: str = "model",
+        initial_state: dict[str, torch.Tensor] | None = None,
     ) -> None:
         if getattr(model.config, "is_encoder_decoder", False):
             raise ValueError(
@@ -142,6 +145,7 @@ class VReasonEngine:
         self.peak = torch.full((batch,), float("-inf"), device=device)
         self.traces: dict[str, list[torch.Tensor]] = {"entropies": [], "ema_entropies": [], "alphas": []}
         self.controller: ValueController | None = None
+        self.initial_state = initial_state
         self.cache_layer = None
         self._owns_replay = replay is None
         self.replay = LastLayerReplay(model, config.target_layer) if replay is None else replay
@@ -155,7 +159,9 @@ class VReasonEngine:
             self._requires_grad = _freeze(model.parameters())
 
     # ------------------------------------------------------------------ set-up
-    def attach(self, cache: Any, logits: torch.Tensor, model_kwargs: dict[str, Any] | None = None) -> None:
+    def attach(
+        self, cache: Any, logits: torch.Tensor, model_kwargs: dict[str, Any] | None = None
+    ) -> torch.Tensor:
         r"""
         Install the controller on the prefilled cache (and, for Lite, prune it).
 
@@ -165,6 +171,10 @@ class VReasonEngine:
                 must reproduce them, which is checked once here.
             model_kwargs (`dict`, *optional*): generate's model kwargs; with Lite, their `attention_mask` (already
                 extended by one slot for the next token) is replaced by the pruned mask.
+
+        Returns:
+            `torch.Tensor`: the next-token logits to score first: `logits`, or their replay under a loaded non-zero
+            initial state.
         """
         layers = getattr(cache, "layers", None)
         if layers is None or len(layers) <= self.replay.layer_index:
@@ -174,7 +184,7 @@ class VReasonEngine:
             )
         layer = layers[self.replay.layer_index]
         ControlledDynamicLayer.check_supported(layer)
-        if self.config.enabled:
+        if self.config.enabled or self.initial_state is not None:  # the replay will be used: check it once
             with torch.no_grad():
                 self._check_replay(
                     self.replay.logits(layer, None), logits.detach().float(), layer.values.dtype
@@ -203,6 +213,13 @@ class VReasonEngine:
         )
         ControlledDynamicLayer.install(layer, self.controller)
         self.cache_layer = layer
+        if self.initial_state is not None:
+            self.controller.load_state({k: v.to(values.device) for k, v in self.initial_state.items()})
+            if not self.controller.is_zero:
+                # The prefill ran without the loaded ΔV: token 0 must see it too.
+                with torch.no_grad():
+                    return self.replay.logits(layer, self.controller)
+        return logits
 
     def _prune(self, layers: list[Any], model_kwargs: dict[str, Any] | None) -> None:
         mask = None if model_kwargs is None else model_kwargs.get("attention_mask")
@@ -333,6 +350,12 @@ class VReasonEngine:
                 torch.stack(values, dim=1) if values else torch.zeros(batch, 0, device=self.ema.device)
             )
         return out
+
+    def controller_state(self) -> dict[str, torch.Tensor]:
+        """A detached copy of the controller's state (θ, Adam moments, steps, rows, valid, scale)."""
+        if self.controller is None:
+            return {}
+        return {name: tensor.detach().clone() for name, tensor in self.controller.state_dict().items()}
 
     @property
     def optimizer_steps(self) -> torch.Tensor:

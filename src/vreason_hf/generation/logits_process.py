@@ -71,7 +71,7 @@ class VReasonLogitsProcessor(LogitsProcessor):
             self.model, self.config, input_ids, mask, replay=self.replay, freeze="replay"
         )
         self._cache = self.replay.cache
-        self.engine.attach(self._cache, raw)
+        self.engine.attach(self._cache, raw)  # no initial state here, so token 0's logits stay `raw`
         self._unfinished = torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:

@@ -31,12 +31,16 @@ class VReasonGenerateOutput(GenerateDecoderOnlyOutput):
             The switching coefficient α_k (+1 explore, −1 exploit). 0 after a sample finished.
         optimizer_steps (`torch.LongTensor` of shape `(batch_size,)`):
             Adam steps taken on each sample's controller.
+        controller_state (`dict[str, torch.Tensor]`):
+            The controller at the end of generation (θ, Adam moments, steps, rows, valid, scale): save it with
+            `vreason_hf.controller.VReasonControllerModel`, or pass it back as `vreason_initial_state`.
     """
 
     entropies: torch.FloatTensor | None = None
     ema_entropies: torch.FloatTensor | None = None
     alphas: torch.FloatTensor | None = None
     optimizer_steps: torch.LongTensor | None = None
+    controller_state: dict[str, torch.Tensor] | None = None
 
 
 def check_generation_config(generation_config: GenerationConfig) -> None:
@@ -68,6 +72,7 @@ def vreason_generate(
     streamer: Any = None,
     vreason_config: VReasonConfig | dict[str, Any] | None = None,
     vreason_streamer: Any = None,
+    vreason_initial_state: dict[str, torch.Tensor] | None = None,
     **model_kwargs: Any,
 ) -> VReasonGenerateOutput | torch.LongTensor:
     r"""
@@ -90,6 +95,9 @@ def vreason_generate(
             A streamer (e.g. `TextStreamer`) that receives the prompt, then every generated token, then `end()`.
             `generate` does not hand its own `streamer=` argument to a callable `custom_generate` (transformers
             5.24), so pass it under this name; the Hub recipe and [`VReasonLogitsProcessor`] accept `streamer=`.
+        vreason_initial_state (`dict[str, torch.Tensor]`, *optional*):
+            Start from this controller state instead of ΔV = 0 (see [`VReasonGenerateOutput.controller_state`]);
+            it must come from the same input.
         model_kwargs:
             Prepared model inputs (`cache`, `attention_mask`, `position_ids`, multimodal outputs, ...).
 
@@ -120,14 +128,16 @@ def vreason_generate(
     if pad_token_id is not None:
         pad_token_id = pad_token_id.to(input_ids.device)
 
-    engine = VReasonEngine(model, config, input_ids, model_kwargs.get("attention_mask"))
+    engine = VReasonEngine(
+        model, config, input_ids, model_kwargs.get("attention_mask"), initial_state=vreason_initial_state
+    )
     if streamer is not None:
         streamer.put(input_ids.cpu())
     try:
         outputs = model._prefill(input_ids, generation_config, model_kwargs)
         model_kwargs = model._update_model_kwargs_for_generation(outputs, model_kwargs)
         logits = outputs.logits[:, -1].float()  # (batch, vocab): raw next-token logits of the prompt
-        engine.attach(model_kwargs.get("cache"), logits, model_kwargs)
+        logits = engine.attach(model_kwargs.get("cache"), logits, model_kwargs)
         while True:
             if output_attentions:
                 attentions.append(outputs.attentions)
@@ -183,4 +193,5 @@ def vreason_generate(
         ema_entropies=traces["ema_entropies"],
         alphas=traces["alphas"],
         optimizer_steps=engine.optimizer_steps,
+        controller_state=engine.controller_state(),
     )
