@@ -384,3 +384,43 @@ def test_smollm2_zero_steps_equals_greedy_and_v_reason_moves_the_distribution(sm
     assert not torch.allclose(out.logits[0], greedy.logits[0])
     assert torch.isfinite(out.entropies).all() and out.optimizer_steps.item() > 0
     assert "Paris" in tokenizer.decode(out.sequences[0, inputs["input_ids"].shape[1] :])
+
+
+def test_replay_does_not_record_its_own_call(qwen):
+    model, _, inputs = qwen
+    cache = DynamicCache(config=model.config)
+    with LastLayerReplay(model) as replay, torch.no_grad():
+        model(**inputs, cache=cache)
+        hidden, recorded_cache = replay.hidden.clone(), replay.cache
+        replay.logits(cache.layers[-1], None)
+        assert replay.cache is recorded_cache and torch.equal(replay.hidden, hidden)
+
+
+def test_config_from_another_copy_of_the_code_is_accepted(qwen):
+    """A Hub repo's remote code has its own VReasonConfig class; the loop takes it by its knobs."""
+    from vreason_hf.generation.engine import as_vreason_config
+
+    class OtherCopy:
+        model_type = "vreason"
+
+        def knobs(self):
+            return {"lr": 0.3, "update_every": 3}
+
+    assert as_vreason_config(OtherCopy()).knobs() == VReasonConfig(lr=0.3, update_every=3).knobs()
+
+
+def test_non_finite_logits_during_decoding_raise(qwen, monkeypatch):
+    model, _, inputs = qwen
+    from vreason_hf.generation import engine as engine_module
+
+    original = engine_module.entropy
+    calls = {"n": 0}
+
+    def poisoned(logits):
+        calls["n"] += 1
+        h = original(logits)
+        return h * float("nan") if calls["n"] == 3 else h  # token 2 (not an update step) goes bad
+
+    monkeypatch.setattr(engine_module, "entropy", poisoned)
+    with pytest.raises(FloatingPointError, match=r"first at generated token\(s\) \[2\]"):
+        _vreason(model, inputs)

@@ -175,4 +175,5 @@ class ValueController(nn.Module):
         self.exp_avg.copy_(exp_avg)
         self.exp_avg_sq.copy_(exp_avg_sq)
         self.steps.copy_(steps)
-        self.is_zero = False
+        if self.is_zero:  # reads `rows` (a device sync) only until the first real step
+            self.is_zero = not bool(rows.any())

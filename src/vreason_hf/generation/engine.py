@@ -32,6 +32,9 @@ def as_vreason_config(value: VReasonConfig | dict[str, Any] | None) -> VReasonCo
         return value
     if isinstance(value, dict):
         return VReasonConfig(**value)
+    if getattr(value, "model_type", None) == "vreason" and callable(getattr(value, "knobs", None)):
+        # The same config class from another copy of this code (e.g. a Hub repo's remote code).
+        return VReasonConfig(**value.knobs())
     raise TypeError(
         f"`vreason_config` must be a VReasonConfig, a dict of its knobs or None, got {type(value).__name__}."
     )
@@ -142,6 +145,7 @@ class VReasonEngine:
         batch, device = input_ids.shape[0], input_ids.device
         self.token_index = 0
         self.ema = torch.zeros(batch, device=device)
+        self._first_nonfinite = torch.full((batch,), -1, dtype=torch.long, device=device)
         self.peak = torch.full((batch,), float("-inf"), device=device)
         self.traces: dict[str, list[torch.Tensor]] = {"entropies": [], "ema_entropies": [], "alphas": []}
         self.controller: ValueController | None = None
@@ -283,12 +287,11 @@ class VReasonEngine:
         unfinished = unfinished.bool()
         with torch.no_grad():
             h = entropy(logits.detach())
-            if not bool(torch.isfinite(h[unfinished]).all()):
-                bad = (~torch.isfinite(h) & unfinished).nonzero().flatten().tolist()
-                raise FloatingPointError(
-                    f"V-Reason: non-finite next-token logits at generated token {self.token_index} for batch "
-                    f"row(s) {bad}. Lower `lr`, decode in float32, or check the model's weights and inputs."
-                )
+            # Recorded without a device sync; checked (one sync) before every update and by `check_finite`.
+            bad = ~torch.isfinite(h) & unfinished
+            self._first_nonfinite = torch.where(
+                bad & (self._first_nonfinite < 0), self.token_index, self._first_nonfinite
+            )
             if self.token_index == 0 and cfg.ema_init == "first":
                 ema = h
             else:
@@ -302,7 +305,8 @@ class VReasonEngine:
             self.traces["alphas"].append(torch.where(unfinished, alpha, torch.zeros_like(alpha)))
 
         decode = logits
-        if self.update_due and bool(unfinished.any()):
+        if self.update_due:
+            self.check_finite()
             frozen = _freeze(self.replay.parameters()) if self._freeze == "replay" else []
             controller, weight = self.controller, alpha * unfinished
             for i in range(cfg.num_steps):
@@ -320,6 +324,17 @@ class VReasonEngine:
             _restore(frozen)
         self.token_index += 1
         return decode.detach().float()
+
+    def check_finite(self) -> None:
+        """Raise `FloatingPointError` if any unfinished sample has met non-finite logits so far."""
+        first = self._first_nonfinite.tolist()
+        bad = [row for row, index in enumerate(first) if index >= 0]
+        if bad:
+            raise FloatingPointError(
+                f"V-Reason: non-finite next-token logits for batch row(s) {bad}, first at generated token(s) "
+                f"{[first[row] for row in bad]}. Lower `lr`, decode in float32, or check the model's weights "
+                f"and inputs."
+            )
 
     def _check_replay(self, replayed: torch.Tensor, real: torch.Tensor, dtype: torch.dtype) -> None:
         # Once per generation: the last-layer replay must reproduce the model's own logits (ΔV = 0), otherwise the

@@ -174,6 +174,7 @@ def vreason_generate(
                 # the graph to the controller (the fused path: the first optimiser step needs only a backward).
                 logits = outputs.logits[:, -1].float()
             model_kwargs = model._update_model_kwargs_for_generation(outputs, model_kwargs)
+        engine.check_finite()
     finally:
         engine.close()
         if streamer is not None:

@@ -10,11 +10,13 @@ is re-run and nothing is written to the cache.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers.cache_utils import DynamicLayer
 
 from .controller import ValueController
@@ -22,6 +24,7 @@ from .controller import ValueController
 __all__ = ["ControlledDynamicLayer", "LastLayerReplay", "resolve_decoder_parts"]
 
 _CACHE_KWARGS = ("hidden_states", "cache", "past_key_values", "past_key_value", "use_cache")
+_GRAD_SDPA_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
 def resolve_decoder_parts(
@@ -144,10 +147,22 @@ class LastLayerReplay:
         self.hidden: torch.Tensor | None = None  # (batch, 1, hidden_size)
         self.kwargs: dict[str, Any] = {}
         self.cache: Any = None
-        self._handle = self.layer.register_forward_pre_hook(self._record, with_kwargs=True)
+        self._replaying = False
+        self._kernels: contextlib.ExitStack | None = None
+        self._handles = [
+            self.layer.register_forward_pre_hook(self._record, with_kwargs=True),
+            self.layer.register_forward_hook(self._after, always_call=True),
+        ]
 
     def _record(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
         hidden = args[0] if args else kwargs["hidden_states"]
+        if torch.is_grad_enabled() and hidden.is_cuda:
+            # Under grad (fused update steps and replays) keep this layer off cuDNN attention: its backward builds
+            # a new execution plan for every new sequence length, which costs tens of milliseconds of CPU per step.
+            self._kernels = contextlib.ExitStack()
+            self._kernels.enter_context(sdpa_kernel(_GRAD_SDPA_BACKENDS))
+        if self._replaying:
+            return
         self.hidden = hidden[:, -1:].detach()
         self.cache = kwargs.get("cache", kwargs.get("past_key_values"))
         self.kwargs = {k: _last_position(k, v) for k, v in kwargs.items() if k not in _CACHE_KWARGS}
@@ -157,6 +172,11 @@ class LastLayerReplay:
                 f"V-Reason's last-layer replay supports tensor attention masks (eager, sdpa, flash), got "
                 f'`{type(attention_mask).__name__}`; load the model with `attn_implementation="sdpa"`.'
             )
+
+    def _after(self, module: nn.Module, args: tuple, output: Any) -> None:
+        if self._kernels is not None:
+            self._kernels.close()
+            self._kernels = None
 
     def logits(
         self, cache_layer: DynamicLayer, controller: ValueController | None, *, force: bool = True
@@ -183,7 +203,11 @@ class LastLayerReplay:
         keys, values = cache_layer.keys.detach(), cache_layer.values.detach()
         if controller is not None:
             values = controller.apply(values, force=force)
-        out = self.layer(self.hidden, cache=_ReplayCache(keys, values), use_cache=True, **self.kwargs)
+        self._replaying = True  # the hook must not record the replay's own call
+        try:
+            out = self.layer(self.hidden, cache=_ReplayCache(keys, values), use_cache=True, **self.kwargs)
+        finally:
+            self._replaying = False
         out = out[0] if isinstance(out, tuple) else out
         return self.lm_head(self.norm(out))[:, -1].float()
 
@@ -193,7 +217,9 @@ class LastLayerReplay:
             yield from module.parameters()
 
     def remove(self) -> None:
-        self._handle.remove()
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
     def __enter__(self) -> LastLayerReplay:
         return self
