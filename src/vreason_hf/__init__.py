@@ -10,6 +10,7 @@ from .controller import ControllerConfig, VReasonControllerModel
 from .generation import VReasonGenerateOutput, VReasonLogitsProcessor, vreason_generate
 from .hub import build_custom_generate_dir, save_vreason_model
 from .modeling_vreason import VReasonForConditionalGeneration
+from .pipelines import register_video_text_to_text_pipeline
 
 __all__ = [
     "ControllerConfig",
@@ -26,3 +27,5 @@ __all__ = [
 
 # Idempotent: lets `AutoConfig.from_pretrained` read `model_type: "vreason"` configs without remote code.
 AutoConfig.register("vreason", VReasonConfig, exist_ok=True)
+# Idempotent: makes `transformers.pipeline("video-text-to-text", ...)` build `VideoTextToTextPipeline`.
+register_video_text_to_text_pipeline()
