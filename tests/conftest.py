@@ -34,33 +34,14 @@ from vreason_hf.testing import (
     real_clip_path,
     write_synthetic_clip,
 )
+from vreason_hf.video import load_video
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
 def _decode_uniform(path: str | Path, num_frames: int = 8) -> tuple[np.ndarray, Any]:
-    """Decode `num_frames` uniformly spaced frames with decord and build their `VideoMetadata`.
-
-    Indices are clamped to `len - 1` (decord can hang past the real end of a file, dmlc/decord#373).
-    """
-    import decord
-    from transformers.video_utils import VideoMetadata
-
-    reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=2)
-    total = len(reader)
-    indices = np.linspace(0, total - 1, num_frames).round().astype(int).clip(0, total - 1).tolist()
-    frames = reader.get_batch(indices).asnumpy()
-    fps = float(reader.get_avg_fps())
-    metadata = VideoMetadata(
-        total_num_frames=total,
-        fps=fps,
-        duration=total / fps,
-        frames_indices=indices,
-        height=int(frames.shape[1]),
-        width=int(frames.shape[2]),
-        video_backend="decord",
-    )
-    return frames, metadata
+    """`num_frames` uniformly spaced frames of `path` and their `VideoMetadata` (decord, via `load_video`)."""
+    return load_video(path, num_frames=num_frames, backend="decord")
 
 
 @pytest.fixture(scope="session")

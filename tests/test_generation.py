@@ -13,6 +13,7 @@ from transformers.generation.streamers import BaseStreamer
 from vreason_hf import VReasonConfig, VReasonGenerateOutput, VReasonLogitsProcessor, vreason_generate
 from vreason_hf.generation import ControlledDynamicLayer, LastLayerReplay, ValueController, VReasonEngine
 from vreason_hf.testing import build_tiny_llama
+from vreason_hf.video import load_video
 
 MAX_NEW = 24
 QUESTION = "What is happening in this video?"
@@ -170,9 +171,7 @@ def _batched_inputs(processor, video_inputs, real_clip, questions):
         )
         for q in questions
     ]
-    from tests.conftest import _decode_uniform
-
-    frames, metadata = _decode_uniform(real_clip, 8)
+    frames, metadata = load_video(real_clip, num_frames=8)
     batch = processor(
         text=texts,
         videos=[frames, frames],

@@ -165,6 +165,19 @@ def _seeded_init(seed: int, model_class: type[PreTrainedModel], config: Any) -> 
         return model_class(config)
 
 
+def _qwen2_vl_processor(processor_class: type, tokenizer: Any, min_pixels: int, max_pixels: int) -> Any:
+    """A Qwen2-VL-style processor (Qwen2-VL and Qwen2.5-VL share image and video processors)."""
+    from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+
+    pixels = {"min_pixels": min_pixels, "max_pixels": max_pixels}
+    return processor_class(
+        image_processor=Qwen2VLImageProcessor(**pixels),
+        video_processor=Qwen2VLVideoProcessor(**pixels, cap_pixels_per_frame=True),
+        tokenizer=tokenizer,
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
 def _mrope_section(head_dim: int) -> list[int]:
     """A (temporal, height, width) split of the rotary frequencies that sums to `head_dim // 2`."""
     half = head_dim // 2
@@ -278,8 +291,6 @@ def build_tiny_qwen2_5_vl(
         Qwen2_5_VLConfig,
         Qwen2_5_VLForConditionalGeneration,
         Qwen2_5_VLProcessor,
-        Qwen2VLImageProcessor,
-        Qwen2VLVideoProcessor,
     )
 
     tokenizer = tokenizer if tokenizer is not None else build_tokenizer()
@@ -321,14 +332,7 @@ def build_tiny_qwen2_5_vl(
     )
     model = _seeded_init(seed, Qwen2_5_VLForConditionalGeneration, config)
     _finish(model, ids)
-    pixels = {"min_pixels": min_pixels, "max_pixels": max_pixels}
-    processor = Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessor(**pixels),
-        video_processor=Qwen2VLVideoProcessor(**pixels, cap_pixels_per_frame=True),
-        tokenizer=tokenizer,
-        chat_template=CHAT_TEMPLATE,
-    )
-    return model, processor
+    return model, _qwen2_vl_processor(Qwen2_5_VLProcessor, tokenizer, min_pixels, max_pixels)
 
 
 def build_tiny_qwen2_vl(
@@ -358,9 +362,7 @@ def build_tiny_qwen2_vl(
     from transformers import (
         Qwen2VLConfig,
         Qwen2VLForConditionalGeneration,
-        Qwen2VLImageProcessor,
         Qwen2VLProcessor,
-        Qwen2VLVideoProcessor,
     )
 
     tokenizer = tokenizer if tokenizer is not None else build_tokenizer()
@@ -399,14 +401,7 @@ def build_tiny_qwen2_vl(
     )
     model = _seeded_init(seed, Qwen2VLForConditionalGeneration, config)
     _finish(model, ids)
-    pixels = {"min_pixels": min_pixels, "max_pixels": max_pixels}
-    processor = Qwen2VLProcessor(
-        image_processor=Qwen2VLImageProcessor(**pixels),
-        video_processor=Qwen2VLVideoProcessor(**pixels, cap_pixels_per_frame=True),
-        tokenizer=tokenizer,
-        chat_template=CHAT_TEMPLATE,
-    )
-    return model, processor
+    return model, _qwen2_vl_processor(Qwen2VLProcessor, tokenizer, min_pixels, max_pixels)
 
 
 def build_tiny_qwen3_vl(
