@@ -20,7 +20,9 @@ from vreason_hf import VReasonConfig, vreason_generate
 from vreason_hf.testing import build_tiny_qwen2_5_vl, load_smollm2, make_video_inputs, real_clip_path
 from vreason_hf.video import load_video
 
-PROMPT = "A farmer has 17 sheep. All but 9 run away. How many sheep are left? Think step by step, then answer."
+PROMPT = (
+    "A farmer has 17 sheep. All but 9 run away. How many sheep are left? Think step by step, then answer."
+)
 
 
 def _post_peak_entropy(out) -> float:
@@ -34,12 +36,17 @@ def _post_peak_entropy(out) -> float:
 def text_model_part(max_new_tokens: int) -> None:
     model, tokenizer = load_smollm2()
     chat = [{"role": "user", "content": PROMPT}]
-    inputs = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    inputs = tokenizer.apply_chat_template(
+        chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     prompt_len = inputs["input_ids"].shape[1]
     print(f"Prompt: {PROMPT}\n")
     runs = {
         "greedy": {},
-        "V-Reason": {"custom_generate": vreason_generate, "vreason_config": VReasonConfig(controller_scope="prompt")},
+        "V-Reason": {
+            "custom_generate": vreason_generate,
+            "vreason_config": VReasonConfig(controller_scope="prompt"),
+        },
     }
     for name, extra in runs.items():
         start = time.perf_counter()
@@ -80,7 +87,9 @@ def video_part() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--max-new-tokens", type=int, default=96)
     args = parser.parse_args()
     torch.manual_seed(0)

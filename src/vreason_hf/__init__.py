@@ -10,6 +10,7 @@ from .controller import ControllerConfig, VReasonControllerModel
 from .generation import VReasonGenerateOutput, VReasonLogitsProcessor, vreason_generate
 from .hub import build_custom_generate_dir, save_vreason_model
 from .modeling_vreason import VReasonForConditionalGeneration
+from .video import load_video
 from .pipelines import register_video_text_to_text_pipeline
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "VReasonLogitsProcessor",
     "__version__",
     "build_custom_generate_dir",
+    "load_video",
     "save_vreason_model",
     "vreason_generate",
 ]
