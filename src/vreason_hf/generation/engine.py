@@ -308,22 +308,29 @@ class VReasonEngine:
         if self.update_due:
             self.check_finite()
             frozen = _freeze(self.replay.parameters()) if self._freeze == "replay" else []
-            controller, weight = self.controller, alpha * unfinished
-            for i in range(cfg.num_steps):
-                with torch.enable_grad():
-                    if i == 0 and logits.requires_grad:
-                        current = logits  # fused: the real forward already built the graph
-                    else:
-                        current = self.replay.logits(self.cache_layer, controller)
-                    loss = switch_loss(current, weight, cfg.kl_direction).sum()
-                    (grad,) = torch.autograd.grad(loss, controller.theta)
-                controller.adam_step(grad, unfinished)
-            if cfg.decode_after_update:
-                with torch.no_grad():
-                    decode = self.replay.logits(self.cache_layer, controller)
-            _restore(frozen)
+            try:
+                decode = self._update(logits, alpha * unfinished, unfinished)
+            finally:
+                _restore(frozen)
         self.token_index += 1
         return decode.detach().float()
+
+    def _update(self, logits: torch.Tensor, weight: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """`num_steps` Adam steps on the switching loss (row weights α, 0 for finished rows); the logits to decode."""
+        cfg, controller = self.config, self.controller
+        for i in range(cfg.num_steps):
+            with torch.enable_grad():
+                if i == 0 and logits.requires_grad:
+                    current = logits  # fused: the real forward already built the graph
+                else:
+                    current = self.replay.logits(self.cache_layer, controller)
+                loss = switch_loss(current, weight, cfg.kl_direction).sum()
+                (grad,) = torch.autograd.grad(loss, controller.theta)
+            controller.adam_step(grad, rows)
+        if not cfg.decode_after_update:
+            return logits
+        with torch.no_grad():
+            return self.replay.logits(self.cache_layer, controller)
 
     def check_finite(self) -> None:
         """Raise `FloatingPointError` if any unfinished sample has met non-finite logits so far."""
