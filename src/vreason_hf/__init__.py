@@ -10,8 +10,8 @@ from .controller import ControllerConfig, VReasonControllerModel
 from .generation import VReasonGenerateOutput, VReasonLogitsProcessor, vreason_generate
 from .hub import build_custom_generate_dir, save_vreason_model
 from .modeling_vreason import VReasonForConditionalGeneration
-from .video import load_video
 from .pipelines import register_video_text_to_text_pipeline
+from .video import load_video
 
 __all__ = [
     "ControllerConfig",
