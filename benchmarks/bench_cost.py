@@ -14,6 +14,9 @@ Sections (`--sections`, default all):
   replay forward+backward, the fused backward (decode forward recorded under grad, then backward), Adam.
 - `memory`: peak memory V-Reason / greedy (GPU: `torch.cuda.max_memory_allocated`; CPU: peak RSS of a child
   process per mode).
+- `per_answer` (`--model smollm2`): seconds to finish the same four prompts with EOS allowed, so it includes any
+  change in output length.
+- `vocab_scaling` (CUDA): the GPU kernel-time ratio at update_every=2 as the vocabulary grows.
 - `scaling`: the per-token ratio (update_every=2, num_steps=1) as the number of controlled rows grows.
 
 Models (`--model`):
@@ -178,6 +181,73 @@ def per_token(model, inputs, args, scope, configs) -> list[dict[str, Any]]:
     return rows
 
 
+ANSWER_PROMPTS = (
+    "A farmer has 17 sheep. All but 9 run away. How many are left? Think step by step.",
+    "If a train travels 60 km in 1 hour, how far does it go in 3 hours? Explain briefly.",
+    "Tom is taller than Ann, and Ann is taller than Bob. Who is the shortest? Think it through.",
+    "What is 15% of 80? Show your reasoning.",
+)
+
+
+def per_answer(args) -> list[dict[str, Any]]:
+    """Seconds to finish the same prompts, EOS allowed: includes any change in output length."""
+    if args.model != "smollm2":
+        raise SystemExit("the per_answer section needs a chat model: use --model smollm2")
+    from vreason_hf.testing import load_smollm2
+
+    model, tokenizer = load_smollm2(dtype=getattr(torch, args.dtype))
+    model.to(args.device)
+    rows = []
+    totals = {"greedy": [0.0, 0], "V-Reason k=2,s=1": [0.0, 0]}
+    for prompt in ANSWER_PROMPTS:
+        chat = [{"role": "user", "content": prompt}]
+        inputs = tokenizer.apply_chat_template(
+            chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        inputs = {k: v.to(args.device) for k, v in inputs.items()}
+        for name, extra in (
+            ("greedy", {}),
+            (
+                "V-Reason k=2,s=1",
+                {"custom_generate": vreason_generate, "vreason_config": {"controller_scope": "prompt"}},
+            ),
+        ):
+            model.generate(**inputs, max_new_tokens=4, do_sample=False, **extra)  # warm-up
+            sync(args.device)
+            start = time.perf_counter()
+            out = model.generate(**inputs, max_new_tokens=args.answer_tokens, do_sample=False, **extra)
+            sync(args.device)
+            totals[name][0] += time.perf_counter() - start
+            totals[name][1] += out.shape[1] - inputs["input_ids"].shape[1]
+    base_seconds = totals["greedy"][0]
+    for name, (seconds, tokens) in totals.items():
+        rows.append(
+            {
+                "mode": name,
+                "prompts": len(ANSWER_PROMPTS),
+                "output tokens": tokens,
+                "seconds": seconds,
+                "ratio (seconds)": seconds / base_seconds,
+            }
+        )
+    return rows
+
+
+def vocab_scaling(args) -> list[dict[str, Any]]:
+    """GPU kernel-time ratio (k=2, s=1) as the vocabulary grows (the LM head dominates an update)."""
+    rows = []
+    for vocab in args.scaling_vocab:
+        args.vocab = vocab
+        model, inputs, scope = build(args)
+        row = gpu_kernel_time(model, inputs, args, scope, {"k=2,s=1": CONFIGS["k=2,s=1"]})[0]
+        rows.append(
+            {"vocab": vocab, "r": cost_ratio(model), **{k: v for k, v in row.items() if k != "config"}}
+        )
+        del model
+        torch.cuda.empty_cache()
+    return rows
+
+
 def gpu_kernel_time(model, inputs, args, scope, configs) -> list[dict[str, Any]]:
     """Device (kernel) time per token from torch.profiler: immune to host jitter, which dominates wall time when
     a Python decoding loop is launch-bound. This is what the cost model predicts."""
@@ -330,6 +400,12 @@ def main() -> None:
     parser.add_argument(
         "--configs", default=";".join(CONFIGS), help=f"';'-separated subset of: {'; '.join(CONFIGS)}"
     )
+    parser.add_argument(
+        "--answer-tokens", type=int, default=160, help="max new tokens per answer (per_answer)"
+    )
+    parser.add_argument(
+        "--scaling-vocab", type=lambda s: [int(x) for x in s.split(",")], default=[32000, 65536, 152064]
+    )
     parser.add_argument("--json", help="also write all results to this JSON file")
     parser.add_argument("--child-memory", help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args()
@@ -383,6 +459,14 @@ def main() -> None:
             model, inputs, scope, args, {k: CONFIGS[k] for k in ("k=2,s=1", "k=2,s=1,lite")}
         )
         print("## Peak memory\n\n" + table(results["memory"]) + "\n", flush=True)
+    if "per_answer" in sections:
+        results["per_answer"] = per_answer(args)
+        print("## Per answer (EOS allowed)\n\n" + table(results["per_answer"]) + "\n", flush=True)
+    if "vocab_scaling" in sections and args.device.startswith("cuda"):
+        results["vocab_scaling"] = vocab_scaling(args)
+        print(
+            "## Scaling with the vocabulary (GPU kernel time, k=2, s=1)\n\n" + table(results["vocab_scaling"])
+        )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=2)
