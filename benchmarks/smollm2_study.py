@@ -125,7 +125,9 @@ class Run:
     optimizer_steps: int = 0
     decode_tokens: int = 0
     decode_s: float = 0.0
-    token_times: list[float] = field(default_factory=list)  # perf_counter() when each generated token came out
+    token_times: list[float] = field(
+        default_factory=list
+    )  # perf_counter() when each generated token came out
     total_s: float = 0.0
     trace_mismatch: bool = False  # the trace length differs from the number of generated tokens
     nonfinite: bool = False  # a NaN/inf in the traces before the sample finished
@@ -174,13 +176,21 @@ def generate_once(
     eos = _eos_ids(model)
     prompt_len = inputs["input_ids"].shape[1]
     streamer = TimingStreamer()
-    kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False, "return_dict_in_generate": True}
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": max_new_tokens,
+        "do_sample": False,
+        "return_dict_in_generate": True,
+    }
     start = time.perf_counter()
     if vconfig is None:
         out = model.generate(**inputs, streamer=streamer, output_logits=True, **kwargs)
     else:
         out = model.generate(
-            **inputs, custom_generate=vreason_generate, vreason_config=vconfig, vreason_streamer=streamer, **kwargs
+            **inputs,
+            custom_generate=vreason_generate,
+            vreason_config=vconfig,
+            vreason_streamer=streamer,
+            **kwargs,
         )
     total = time.perf_counter() - start
     tokens = _cut(out.sequences[0, prompt_len:], eos)
@@ -255,7 +265,9 @@ class Row:
             "greedy_decode_tps_median": self._median_tps(self.greedy),
             "wall_s": sum(r.total_s for r in self.runs),
             "mean_wall_s": float(np.mean([r.total_s for r in self.runs])),
-            "greedy_mean_wall_s": float(np.mean([r.total_s for r in self.greedy])) if self.greedy else math.nan,
+            "greedy_mean_wall_s": float(np.mean([r.total_s for r in self.greedy]))
+            if self.greedy
+            else math.nan,
             "trace_mismatches": sum(r.trace_mismatch for r in self.runs),
             "nonfinite": sum(r.nonfinite for r in self.runs),
             "greedy_nondeterministic": sum(
@@ -274,8 +286,12 @@ def evaluate(
     base: list[Run] | None,
     max_new_tokens: int,
     ema_beta: float,
+    on_row: Any = None,
 ) -> Row:
-    """Alternate greedy / V-Reason on every prompt. With `vconfig=None` the row is the greedy base itself."""
+    """
+    Alternate greedy / V-Reason on every prompt. With `vconfig=None` the row is the greedy base itself.
+    `on_row(row)` is called when the row is complete (progress output / checkpointing).
+    """
     runs, greedy = [], []
     for i, inputs in enumerate(prompts):
         g = generate_once(model, inputs, None, max_new_tokens, ema_beta)
@@ -283,7 +299,10 @@ def evaluate(
         runs.append(g if vconfig is None else generate_once(model, inputs, vconfig, max_new_tokens, ema_beta))
         print(f"  [{label}] prompt {i + 1}/{len(prompts)}: {len(runs[-1].tokens)} tokens", file=sys.stderr)
     window = as_vreason_config(vconfig).update_every if vconfig is not None else 2
-    return Row(label, runs, greedy, base if base is not None else greedy, window)
+    row = Row(label, runs, greedy, base if base is not None else greedy, window)
+    if on_row is not None:
+        on_row(row)
+    return row
 
 
 def warm_up(model: Any, inputs: dict[str, torch.Tensor], vconfig: VReasonConfig | dict[str, Any]) -> None:
@@ -297,7 +316,9 @@ def warm_up(model: Any, inputs: dict[str, torch.Tensor], vconfig: VReasonConfig 
 
 
 def _fmt(value: float, digits: int = 2) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+    return (
+        "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+    )
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -339,7 +360,10 @@ def smollm2_prompts(tokenizer: Any, count: int) -> list[dict[str, torch.Tensor]]
     out = []
     for text in PROMPTS[:count]:
         enc = tokenizer.apply_chat_template(
-            [{"role": "user", "content": text}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+            [{"role": "user", "content": text}],
+            add_generation_prompt=True,
+            return_tensors="pt",
+            return_dict=True,
         )
         out.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})
     return out
@@ -369,7 +393,9 @@ def decode_clip(path: str, num_frames: int) -> tuple[np.ndarray, Any]:
 
 def print_example(tokenizer: Any, prompts: list[str], base: Row | list[Run], row: Row) -> None:
     base_runs = base.runs if isinstance(base, Row) else base
-    index = next((i for i, (r, b) in enumerate(zip(row.runs, base_runs, strict=True)) if r.tokens != b.tokens), 0)
+    index = next(
+        (i for i, (r, b) in enumerate(zip(row.runs, base_runs, strict=True)) if r.tokens != b.tokens), 0
+    )
     print(f"\n### Example output ({row.label}, prompt {index + 1})\n")
     print(f"**Prompt:** {prompts[index]}\n")
     for name, run in (("greedy", base_runs[index]), (row.label, row.runs[index])):
@@ -378,19 +404,29 @@ def print_example(tokenizer: Any, prompts: list[str], base: Row | list[Run], row
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", default="lr,minimize,default,video",
-                        help="comma-separated subset of lr,minimize,default,video")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sections",
+        default="lr,minimize,default,video",
+        help="comma-separated subset of lr,minimize,default,video",
+    )
     parser.add_argument("--lrs", default="0.01,0.03,0.05,0.1,0.2", help="V-Reason learning rates to sweep")
-    parser.add_argument("--minimize-lrs", default="0.05", help="lrs at which to run alpha_schedule='minimize'")
+    parser.add_argument(
+        "--minimize-lrs", default="0.05", help="lrs at which to run alpha_schedule='minimize'"
+    )
     parser.add_argument("--update-every", type=int, default=2)
     parser.add_argument("--num-steps", type=int, default=1)
     parser.add_argument("--lr-scale", default="value_rms", choices=("value_rms", "absolute"))
-    parser.add_argument("--ema-beta", type=float, default=0.97, help="EMA used for the greedy traces and the sweep")
+    parser.add_argument(
+        "--ema-beta", type=float, default=0.97, help="EMA used for the greedy traces and the sweep"
+    )
     parser.add_argument("--max-new-tokens", type=int, default=160)
     parser.add_argument("--num-prompts", type=int, default=len(PROMPTS))
-    parser.add_argument("--example-lr", type=float, default=None,
-                        help="print a greedy vs V-Reason example for this swept lr")
+    parser.add_argument(
+        "--example-lr", type=float, default=None, help="print a greedy vs V-Reason example for this swept lr"
+    )
     parser.add_argument("--clip", default="bikes.mp4")
     parser.add_argument("--num-frames", type=int, default=8)
     parser.add_argument("--video-questions", type=int, default=len(VIDEO_QUESTIONS))
@@ -405,7 +441,16 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sections - {"lr", "minimize", "default", "video"}
     if unknown:
         parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
-    results: dict[str, Any] = {"args": vars(args)}
+    results: dict[str, Any] = {"args": vars(args), "completed_rows": []}
+
+    def checkpoint(row: Row) -> None:
+        """Print the finished row at once and save what is done so far (long runs can be interrupted)."""
+        summary = row.summary()
+        print(markdown_table([summary]).splitlines()[-1], file=sys.stderr, flush=True)
+        results["completed_rows"].append(summary)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1, default=float)
 
     def sweep_config(lr: float, schedule: str = "switch") -> dict[str, Any]:
         return {
@@ -428,21 +473,46 @@ def main(argv: list[str] | None = None) -> int:
         prompts = smollm2_prompts(tokenizer, args.num_prompts)
         warm_up(model, prompts[0], sweep_config(0.05))
 
-        base = evaluate(model, prompts, None, "greedy (lr=0)", None, args.max_new_tokens, args.ema_beta)
+        base = evaluate(
+            model, prompts, None, "greedy (lr=0)", None, args.max_new_tokens, args.ema_beta, checkpoint
+        )
         rows: list[Row] = [base]
         if "lr" in sections:
             for lr in (float(x) for x in args.lrs.split(",") if x.strip()):
-                rows.append(evaluate(model, prompts, sweep_config(lr), f"lr={lr:g}", base.runs,
-                                     args.max_new_tokens, args.ema_beta))
+                rows.append(
+                    evaluate(
+                        model,
+                        prompts,
+                        sweep_config(lr),
+                        f"lr={lr:g}",
+                        base.runs,
+                        args.max_new_tokens,
+                        args.ema_beta,
+                        checkpoint,
+                    )
+                )
         if "minimize" in sections:
             for lr in (float(x) for x in args.minimize_lrs.split(",") if x.strip()):
-                rows.append(evaluate(model, prompts, sweep_config(lr, "minimize"), f"lr={lr:g}, minimize",
-                                     base.runs, args.max_new_tokens, args.ema_beta))
+                rows.append(
+                    evaluate(
+                        model,
+                        prompts,
+                        sweep_config(lr, "minimize"),
+                        f"lr={lr:g}, minimize",
+                        base.runs,
+                        args.max_new_tokens,
+                        args.ema_beta,
+                        checkpoint,
+                    )
+                )
         sweep = [r.summary() for r in rows]
-        print(f"\n## SmolLM2-135M-Instruct: lr sweep ({len(prompts)} prompts, greedy, max_new_tokens="
-              f"{args.max_new_tokens}, update_every={args.update_every}, num_steps={args.num_steps}, "
-              f"lr_scale={args.lr_scale}, prompt scope)\n")
-        print(markdown_table(sweep))
+        if sections & {"lr", "minimize"}:
+            print(
+                f"\n## SmolLM2-135M-Instruct: lr sweep ({len(prompts)} prompts, greedy, max_new_tokens="
+                f"{args.max_new_tokens}, update_every={args.update_every}, num_steps={args.num_steps}, "
+                f"lr_scale={args.lr_scale}, prompt scope)\n"
+            )
+            print(markdown_table(sweep))
         results["smollm2_sweep"] = sweep
         results["smollm2_runs"] = {r.label: [asdict(x) for x in r.runs] for r in rows}
 
@@ -454,12 +524,23 @@ def main(argv: list[str] | None = None) -> int:
         if "default" in sections:
             defaults = VReasonConfig(controller_scope="prompt")
             warm_up(model, prompts[0], defaults)
-            row = evaluate(model, prompts, defaults, "VReasonConfig() defaults", base.runs,
-                           args.max_new_tokens, args.ema_beta)
+            row = evaluate(
+                model,
+                prompts,
+                defaults,
+                "VReasonConfig() defaults",
+                base.runs,
+                args.max_new_tokens,
+                args.ema_beta,
+                checkpoint,
+            )
             greedy_row = Row("greedy (paired)", row.greedy, row.greedy, base.runs, row.window)
             table = [greedy_row.summary(), row.summary()]
-            knobs = {k: v for k, v in defaults.knobs().items()
-                     if k in ("lr", "lr_scale", "update_every", "num_steps", "ema_beta", "alpha_schedule")}
+            knobs = {
+                k: v
+                for k, v in defaults.knobs().items()
+                if k in ("lr", "lr_scale", "update_every", "num_steps", "ema_beta", "alpha_schedule")
+            }
             print(f"\n## SmolLM2-135M-Instruct: VReasonConfig() defaults {knobs}, prompt scope\n")
             print(markdown_table(table))
             results["smollm2_default"] = table
@@ -479,12 +560,22 @@ def main(argv: list[str] | None = None) -> int:
         n_video = int((inputs[0]["input_ids"] == model.config.video_token_id).sum())
         defaults = VReasonConfig()
         warm_up(model, inputs[0], defaults)
-        row = evaluate(model, inputs, defaults, "V-Reason defaults (video scope)", None,
-                       args.video_max_new_tokens, args.ema_beta)
+        row = evaluate(
+            model,
+            inputs,
+            defaults,
+            "V-Reason defaults (video scope)",
+            None,
+            args.video_max_new_tokens,
+            args.ema_beta,
+            checkpoint,
+        )
         base_row = Row("greedy (paired)", row.greedy, row.greedy, row.greedy, row.window)
         table = [base_row.summary(), row.summary()]
-        print(f"\n## Tiny random Qwen2.5-VL, real clip {args.clip} ({args.num_frames} frames, {n_video} video "
-              f"tokens), {len(questions)} questions, max_new_tokens={args.video_max_new_tokens}\n")
+        print(
+            f"\n## Tiny random Qwen2.5-VL, real clip {args.clip} ({args.num_frames} frames, {n_video} video "
+            f"tokens), {len(questions)} questions, max_new_tokens={args.video_max_new_tokens}\n"
+        )
         print(markdown_table(table))
         results["video"] = table
         notes = anomalies(table)
