@@ -132,7 +132,11 @@ class VReasonConfig(PreTrainedConfig):
             `False` picks the token from the pre-update distribution and saves one last-layer pass (*ours*).
         lite (`bool`, *optional*, defaults to `False`):
             V-Reason Lite: after prefill, drop the `prune_ratio` share of video tokens with the lowest value
-            norm from every layer's KV cache.
+            norm from every layer's KV cache. Lite prunes video rows only, whatever `controller_scope` (with
+            `"visual"` the image rows stay, controlled and unpruned; with `"prompt"` every surviving prompt row is
+            controlled), so it needs a video in every sample. When rows were dropped, token 0 is scored, optimised
+            and chosen over the pruned cache: its logits are the last-layer replay over it (the layers below ran
+            on the full prompt); with nothing dropped they are the prefill's (*ours*).
         prune_ratio (`float`, *optional*, defaults to 0.5):
             Share of the video tokens Lite removes, in [0, 1).
         prune_scope (`str`, *optional*, defaults to `"per_layer"`):
