@@ -204,7 +204,9 @@ def test_to_dict_from_dict_round_trip():
 
 def test_save_pretrained_refuses_an_invalid_knob_assigned_later(tmp_path):
     config = VReasonConfig()
-    config.lr = -1.0
+    with pytest.raises(ValueError, match=r"`lr` must be >= 0, got -1\.0"):
+        config.lr = -1.0  # refused on assignment (tests/test_bad_input.py) ...
+    config.__dict__["lr"] = -1.0  # ... and caught at save time if it gets in around `__setattr__`
     with pytest.raises(ValueError, match="`lr`"):
         config.save_pretrained(tmp_path)
 

@@ -8,6 +8,7 @@ This file is a leaf: it imports only `transformers`, so that it can be copied ve
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 from typing import Any, ClassVar
 
@@ -25,8 +26,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "lr_scale": ("value_rms", "absolute"),
 }
 
-# Keys that `transformers` itself writes into a config.json or passes through `from_pretrained`; anything
-# else that is not a field of `VReasonConfig` is a typo and raises.
+# Keys that `transformers` itself writes into a config.json, passes through `from_pretrained` or sets on a model's
+# config; anything else that is not a field of `VReasonConfig` is a typo and raises.
 _PASSTHROUGH_KEYS = frozenset(
     {
         "transformers_version",
@@ -38,8 +39,52 @@ _PASSTHROUGH_KEYS = frozenset(
         "_attn_implementation",
         "attn_implementation",
         "output_attentions",
+        # Set on model configs by transformers' loading and generation code.
+        "custom_pipelines",
+        "distributed_config",
+        "fusion_config",
+        "is_causal",
+        "layer_types",
+        "mtp_layer_types",
+        "quantization_config",
+        "use_cache",
     }
 )
+
+_INTEGER_KNOBS = ("update_every", "num_steps", "target_layer")
+_NUMBER_KNOBS = ("lr", "ema_beta", "adam_beta1", "adam_beta2", "adam_eps", "prune_ratio")
+_BOOLEAN_KNOBS = ("decode_after_update", "lite")
+# (test, requirement) of the knobs with a range, checked once the type is right.
+_RANGES: dict[str, tuple[Any, str]] = {
+    "update_every": (lambda v: v >= 1, "must be >= 1 (1 = optimise at every generated token)"),
+    "num_steps": (lambda v: v >= 0, "must be >= 0 (0 disables V-Reason)"),
+    "lr": (lambda v: v >= 0, "must be >= 0"),
+    "ema_beta": (lambda v: 0.0 <= v < 1.0, "must be in [0, 1)"),
+    "adam_beta1": (lambda v: 0.0 <= v < 1.0, "must be in [0, 1)"),
+    "adam_beta2": (lambda v: 0.0 <= v < 1.0, "must be in [0, 1)"),
+    "adam_eps": (lambda v: v > 0, "must be > 0"),
+    "prune_ratio": (
+        lambda v: 0.0 <= v < 1.0,
+        "must be in [0, 1) (the share of video tokens V-Reason Lite removes)",
+    ),
+}
+
+
+def _knob_problem(name: str, value: Any) -> str | None:
+    """Why `value` is not a valid value of the knob `name`, or `None` if it is."""
+    if name in _INTEGER_KNOBS and (isinstance(value, bool) or not isinstance(value, int)):
+        return "must be an integer"
+    if name in _NUMBER_KNOBS and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+    ):
+        return "must be a finite number"
+    if name in _BOOLEAN_KNOBS and not isinstance(value, bool):
+        return "must be True or False"
+    if name in _CHOICES and value not in _CHOICES[name]:
+        return f"must be one of {', '.join(repr(c) for c in _CHOICES[name])}"
+    if name in _RANGES and not _RANGES[name][0](value):
+        return _RANGES[name][1]
+    return None
 
 
 class VReasonConfig(PreTrainedConfig):
@@ -87,7 +132,11 @@ class VReasonConfig(PreTrainedConfig):
             `False` picks the token from the pre-update distribution and saves one last-layer pass (*ours*).
         lite (`bool`, *optional*, defaults to `False`):
             V-Reason Lite: after prefill, drop the `prune_ratio` share of video tokens with the lowest value
-            norm from every layer's KV cache.
+            norm from every layer's KV cache. Lite prunes video rows only, whatever `controller_scope` (with
+            `"visual"` the image rows stay, controlled and unpruned; with `"prompt"` every surviving prompt row is
+            controlled), so it needs a video in every sample. When rows were dropped, token 0 is scored, optimised
+            and chosen over the pruned cache: its logits are the last-layer replay over it (the layers below ran
+            on the full prompt); with nothing dropped they are the prefill's (*ours*).
         prune_ratio (`float`, *optional*, defaults to 0.5):
             Share of the video tokens Lite removes, in [0, 1).
         prune_scope (`str`, *optional*, defaults to `"per_layer"`):
@@ -126,18 +175,61 @@ class VReasonConfig(PreTrainedConfig):
     base_config: dict | PreTrainedConfig | None = None
 
     def __post_init__(self, **kwargs: Any) -> None:
-        unknown = sorted(k for k in kwargs if k not in _PASSTHROUGH_KEYS)
+        # Private names are transformers' (or another library's) bookkeeping, accepted as on assignment.
+        unknown = sorted(k for k in kwargs if k not in _PASSTHROUGH_KEYS and not k.startswith("_"))
         if unknown:
-            hints = []
-            for key in unknown:
-                close = difflib.get_close_matches(key, self.knob_names(), n=1)
-                hints.append(f"`{key}`" + (f" (did you mean `{close[0]}`?)" if close else ""))
             raise TypeError(
-                f"VReasonConfig got unknown argument(s) {', '.join(hints)}. "
+                f"VReasonConfig got unknown argument(s) {', '.join(self._did_you_mean(k) for k in unknown)}. "
                 f"Valid knobs: {', '.join(self.knob_names())}."
             )
         super().__post_init__(**kwargs)
-        self._check_knobs()
+        self.check_knobs()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Knobs are validated on assignment too: `config.update_every = 0` must fail here, not as a division by zero
+        # in the middle of a generation, and a typo must not be saved into config.json (which then cannot load).
+        cls = type(self)
+        if name in cls._knob_set():
+            problem = _knob_problem(name, value)
+            if problem is not None:
+                raise ValueError(f"VReasonConfig: `{name}` {problem}, got {value!r}.")
+        elif name in (getattr(cls, "sub_configs_defaults", None) or {}):
+            value = self._sub_config(name, value)
+        elif not (
+            name.startswith("_")
+            or name in _PASSTHROUGH_KEYS
+            or name in cls.__dataclass_fields__
+            or hasattr(cls, name)  # properties and class attributes of transformers' PreTrainedConfig
+            or name in self.__dict__
+            or name in cls.attribute_map
+        ):
+            raise AttributeError(
+                f"VReasonConfig has no knob {self._did_you_mean(name)}; setting it would save an unknown key into "
+                f"config.json. Valid knobs: {', '.join(self.knob_names())}."
+            )
+        super().__setattr__(name, value)
+
+    def _sub_config(self, name: str, value: Any) -> Any:
+        """A sub-config (e.g. `base_config`) as a config object: a config, a dict of one, or `None` if optional."""
+        spec = type(self).sub_configs_defaults[name]
+        if value is None and spec.optional:
+            return None
+        if not isinstance(value, dict | PreTrainedConfig | None):
+            raise TypeError(
+                f"VReasonConfig: `{name}` must be a PreTrainedConfig, a dict of one (with its `model_type`) or None, "
+                f"got {type(value).__name__}."
+            )
+        return spec.create_subconfig(name, value)[0]
+
+    @classmethod
+    def _did_you_mean(cls, name: str) -> str:
+        close = difflib.get_close_matches(name, cls.knob_names(), n=1)
+        return f"`{name}`" + (f" (did you mean `{close[0]}`?)" if close else "")
+
+    @classmethod
+    @functools.cache
+    def _knob_set(cls) -> frozenset[str]:
+        return frozenset(cls.knob_names())
 
     @classmethod
     def knob_names(cls) -> list[str]:
@@ -163,7 +255,7 @@ class VReasonConfig(PreTrainedConfig):
     def validate(self) -> None:
         """Re-check every knob (called by `save_pretrained`, so a knob set to a bad value later is caught)."""
         super().validate()
-        self._check_knobs()
+        self.check_knobs()
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> VReasonConfig:
@@ -173,39 +265,19 @@ class VReasonConfig(PreTrainedConfig):
         unknown = {k: v for k, v in unused.items() if k not in ("_from_auto", "_from_pipeline")}
         if unknown and not return_unused:
             cls(**unknown)  # raises the did-you-mean TypeError
-        config._check_knobs()
+        config.check_knobs()
         return (config, unused) if return_unused else config
 
-    def _check_knobs(self) -> None:
-        def fail(name: str, why: str) -> None:
-            raise ValueError(f"VReasonConfig: `{name}` {why}, got {getattr(self, name)!r}.")
+    def check_knobs(self) -> None:
+        """
+        Check every knob: each is validated where it enters (constructor, assignment, `from_dict`), and once more
+        when a generation starts, in case a value got in some other way (e.g. through `__dict__`).
 
-        for name in ("update_every", "num_steps", "target_layer"):
+        Raises:
+            `ValueError`: naming the first invalid knob and the value it holds.
+        """
+        for name in self.knob_names():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                fail(name, "must be an integer")
-        for name in ("lr", "ema_beta", "adam_beta1", "adam_beta2", "adam_eps", "prune_ratio"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                fail(name, "must be a finite number")
-        for name in ("decode_after_update", "lite"):
-            if not isinstance(getattr(self, name), bool):
-                fail(name, "must be True or False")
-        for name, choices in _CHOICES.items():
-            if getattr(self, name) not in choices:
-                fail(name, f"must be one of {', '.join(repr(c) for c in choices)}")
-        if self.update_every < 1:
-            fail("update_every", "must be >= 1 (1 = optimise at every generated token)")
-        if self.num_steps < 0:
-            fail("num_steps", "must be >= 0 (0 disables V-Reason)")
-        if self.lr < 0:
-            fail("lr", "must be >= 0")
-        if not 0.0 <= self.ema_beta < 1.0:
-            fail("ema_beta", "must be in [0, 1)")
-        for name in ("adam_beta1", "adam_beta2"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                fail(name, "must be in [0, 1)")
-        if self.adam_eps <= 0:
-            fail("adam_eps", "must be > 0")
-        if not 0.0 <= self.prune_ratio < 1.0:
-            fail("prune_ratio", "must be in [0, 1) (the share of video tokens V-Reason Lite removes)")
+            problem = _knob_problem(name, value)
+            if problem is not None:
+                raise ValueError(f"VReasonConfig: `{name}` {problem}, got {value!r}.")

@@ -93,12 +93,57 @@ def _sample_indices(
     return indices.tolist()
 
 
+# FFmpeg demuxers of image files (`container.format.name`): "image2", "gif", "apng", and the "<codec>_pipe" family
+# (png_pipe, jpeg_pipe, webp_pipe, bmp_pipe, ...). Their names for the error message.
+_IMAGE_DEMUXERS = {"gif": "a GIF image", "apng": "an animated PNG image", "image2": "an image"}
+_VIDEO_SUFFIXES = {
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".mpg",
+    ".mpeg",
+    ".ts",
+    ".flv",
+    ".wmv",
+    ".3gp",
+}
+
+
+def _image_kind(format_name: str) -> str | None:
+    """What image file FFmpeg's demuxer `format_name` reads ("a PNG image", ...), or `None` for a video container."""
+    if format_name in _IMAGE_DEMUXERS:
+        return _IMAGE_DEMUXERS[format_name]
+    if format_name.endswith("_pipe"):
+        codec = format_name[: -len("_pipe")].upper()
+        return f"a{'n' if codec[0] in 'AEFHILMNORSX' else ''} {codec} image"
+    return None
+
+
+def _not_a_video(path: Path, container: Any, kind: str) -> VideoDecodeError:
+    suffix = path.suffix.lower()
+    despite = f" despite its '{suffix}' extension" if suffix in _VIDEO_SUFFIXES else ""
+    if container.format.name in ("gif", "apng"):
+        fix = f"convert the animation first: `ffmpeg -i '{path.name}' -c:v libx264 -pix_fmt yuv420p out.mp4`"
+    else:
+        fix = "pass a still image to the processor as an image (`images=`), not as a video"
+    return VideoDecodeError(
+        f"'{path}' is not a video: it holds {kind}{despite} (FFmpeg reads it as '{container.format.name}', "
+        f"{container.format.long_name}). load_video reads video files (mp4, mkv, webm, avi, mov, ...): {fix}."
+    )
+
+
 def _probe(path: Path) -> _StreamInfo:
-    """Open the container with PyAV (quietly) and check it has a video stream with frames."""
+    """Open the container with PyAV (quietly) and check it is a video container with a video stream with frames."""
     import av
 
     try:
         with av.open(str(path)) as container:
+            kind = _image_kind(container.format.name)
+            if kind is not None:
+                raise _not_a_video(path, container, kind)
             if not container.streams.video:
                 kinds = sorted({stream.type for stream in container.streams}) or ["none"]
                 raise VideoDecodeError(f"'{path}' has no video stream (streams found: {', '.join(kinds)}).")
@@ -275,7 +320,8 @@ def load_video(
 
     Raises:
         `FileNotFoundError`: `path` is not an existing file.
-        `VideoDecodeError` (a `ValueError`): the file is not a video, is truncated or corrupt, or has no decodable frames.
+        `VideoDecodeError` (a `ValueError`): the file is not a video (e.g. a GIF or a still image, whatever its
+            extension), is truncated or corrupt, or has no decodable frames.
         `ValueError`: invalid sampling arguments (both `num_frames` and `fps`, non-positive values, too many frames) or an
             unknown `backend`.
         `ImportError`: `backend="decord"` and decord is not installed.

@@ -27,7 +27,14 @@ class ControllerConfig:
         batch_size (`int`, *optional*, defaults to 1): samples the state holds.
         vreason (`dict`, *optional*): the `VReasonConfig` knobs the controller was optimised with (validated).
         base_model_name_or_path (`str`, *optional*): the model it was made on.
+        model_type (`str`, *optional*): `model_type` of that model's text config (e.g. `"qwen2_5_vl_text"`).
+        num_hidden_layers (`int`, *optional*): its decoder layers.
+        vocab_size (`int`, *optional*): rows of its LM head.
         peft_like_type (`str`, *optional*, defaults to `"VREASON_CONTROLLER"`): tag for tools that read the file.
+
+    `model_type`, `num_hidden_layers` and `vocab_size` (with the KV heads and head dimension) identify the model a
+    controller fits; a controller is refused on a model that differs in any of them. Files written before they were
+    recorded omit them, and are then checked on shapes only.
     """
 
     num_key_value_heads: int
@@ -36,13 +43,27 @@ class ControllerConfig:
     batch_size: int = 1
     vreason: dict[str, Any] = field(default_factory=dict)
     base_model_name_or_path: str | None = None
+    model_type: str | None = None
+    num_hidden_layers: int | None = None
+    vocab_size: int | None = None
     peft_like_type: str = "VREASON_CONTROLLER"
 
     def __post_init__(self) -> None:
-        for name in ("num_key_value_heads", "head_dim", "num_rows", "batch_size"):
+        for name in (
+            "num_key_value_heads",
+            "head_dim",
+            "num_rows",
+            "batch_size",
+            "num_hidden_layers",
+            "vocab_size",
+        ):
             value = getattr(self, name)
+            if value is None and name in ("num_hidden_layers", "vocab_size"):
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ControllerConfig: `{name}` must be a positive integer, got {value!r}.")
+        if self.model_type is not None and not isinstance(self.model_type, str):
+            raise ValueError(f"ControllerConfig: `model_type` must be a string, got {self.model_type!r}.")
         if not isinstance(self.vreason, dict):
             raise ValueError(
                 f"ControllerConfig: `vreason` must be a dict of VReasonConfig knobs, got {self.vreason!r}."

@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..generation.loop import VReasonGenerateOutput, vreason_generate
+from ..generation.replay import resolve_decoder_parts
 from .config import CONFIG_NAME, ControllerConfig
 from .layer import ControllerLayer
 
@@ -34,6 +35,41 @@ __all__ = ["WEIGHTS_NAME", "VReasonControllerModel"]
 WEIGHTS_NAME = "controller_model.safetensors"
 _INITIAL = "initial."
 _MODES = ("replay", "continue", "static")
+
+
+def model_facts(model: Any) -> dict[str, Any]:
+    """What identifies the model a controller fits: its text `model_type`, decoder layers, KV heads, head dim, vocab."""
+    layers, _, lm_head, _ = resolve_decoder_parts(model)
+    text = model.config.get_text_config(decoder=True)
+    heads = getattr(text, "num_attention_heads", None)
+    head_dim = getattr(text, "head_dim", None)
+    if head_dim is None and heads:
+        head_dim = text.hidden_size // heads
+    return {
+        "model_type": getattr(text, "model_type", None) or None,
+        "num_hidden_layers": len(layers),
+        "num_key_value_heads": getattr(text, "num_key_value_heads", None) or heads,
+        "head_dim": head_dim,
+        "vocab_size": int(lm_head.weight.shape[0]),
+    }
+
+
+def _check_model(model: Any, config: ControllerConfig) -> None:
+    """Refuse a controller saved from another model (the facts `config` recorded; older files record fewer)."""
+    facts = model_facts(model)
+    differ = [
+        f"{name} {getattr(config, name)!r} (this model: {facts[name]!r})"
+        for name in facts
+        if getattr(config, name) is not None
+        and facts[name] is not None
+        and getattr(config, name) != facts[name]
+    ]
+    if differ:
+        saved_from = config.base_model_name_or_path or "another model"
+        raise ValueError(
+            f"This controller was saved from {saved_from} and does not fit `{type(model).__name__}`: "
+            f"{'; '.join(differ)}. A controller only applies to the model it was made on."
+        )
 
 
 class VReasonControllerModel:
@@ -57,6 +93,7 @@ class VReasonControllerModel:
     ) -> None:
         self.model = model
         self.config = config
+        _check_model(model, config)
         self.layer = ControllerLayer(config, state)
         if initial_state is None:
             initial_state = {
@@ -87,6 +124,7 @@ class VReasonControllerModel:
                 "`return_dict_in_generate=True`."
             )
         batch, heads, rows, head_dim = state["theta"].shape
+        facts = model_facts(model)
         config = ControllerConfig(
             num_key_value_heads=heads,
             head_dim=head_dim,
@@ -94,6 +132,9 @@ class VReasonControllerModel:
             batch_size=batch,
             vreason=as_vreason_config(vreason_config).knobs(),
             base_model_name_or_path=getattr(model, "name_or_path", None) or None,
+            model_type=facts["model_type"],
+            num_hidden_layers=facts["num_hidden_layers"],
+            vocab_size=facts["vocab_size"],
         )
         return cls(model, config, state, initial_state)
 

@@ -35,6 +35,18 @@ def norm_preserving_update(values: torch.Tensor, delta: torch.Tensor, eps: float
     return shifted * (values.norm(dim=-1, keepdim=True) / shifted.norm(dim=-1, keepdim=True).clamp_min(eps))
 
 
+def _describe_rows(rows: torch.Tensor, valid: torch.Tensor) -> str:
+    """Per sample, the controlled positions as `first..last (n rows)`, for error messages."""
+    parts = []
+    for b in range(rows.shape[0]):
+        positions = rows[b][valid[b].bool()].tolist() if valid.dtype == torch.bool else rows[b].tolist()
+        if not positions:
+            parts.append("none")
+        else:
+            parts.append(f"{min(positions)}..{max(positions)} ({len(positions)} rows)")
+    return "[" + "; ".join(parts) + "]"
+
+
 class ValueController(nn.Module):
     r"""
     The trainable ΔV of V-Reason for one decoder layer's value cache.
@@ -97,11 +109,13 @@ class ValueController(nn.Module):
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
         r"""
-        Load a state saved from another controller (θ, Adam moments, step counts, rows, scale), e.g. to continue
-        from a previous generation's controller. Shapes must match exactly.
+        Load a state saved from another controller (θ, Adam moments, step counts, scale), e.g. to continue from a
+        previous generation's controller. Shapes must match exactly, and the state's controlled rows must be this
+        controller's (the rows of this input): the state's `rows` and `valid` are checked, never loaded.
 
         Raises:
-            `ValueError`: a tensor is missing or has another shape (the state belongs to another input).
+            `ValueError`: a tensor is missing or has another shape, or the state controls other rows (the state
+                belongs to another input).
         """
         own = self.state_dict()
         missing = sorted(set(own) - set(state))
@@ -113,7 +127,21 @@ class ValueController(nn.Module):
                     f"Controller state `{name}` has shape {tuple(state[name].shape)}, but this input needs "
                     f"{tuple(tensor.shape)}: a controller state only fits the input (same video tokens) it came from."
                 )
-        self.load_state_dict({name: state[name] for name in own})
+        rows, valid = state["rows"].to(self.rows.device), state["valid"].to(self.valid.device)
+        if (
+            rows.is_floating_point()
+            or valid.dtype != torch.bool
+            or not torch.equal(valid, self.valid)
+            or not torch.equal(rows[valid], self.rows[self.valid])
+        ):
+            raise ValueError(
+                f"Controller state controls the value rows {_describe_rows(rows, valid)}, but this input's controlled "
+                f"rows are {_describe_rows(self.rows, self.valid)}: a controller state only fits the input it came "
+                f"from (the same prompt, video tokens at the same positions)."
+            )
+        self.load_state_dict(
+            {name: state[name] for name in own if name not in ("rows", "valid")}, strict=False
+        )
         self.is_zero = not bool(self.theta.detach().any())
 
     def delta(self) -> torch.Tensor:

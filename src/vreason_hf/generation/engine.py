@@ -4,12 +4,18 @@
 One [`VReasonEngine`] lives for one `generate` call. It owns the controller, the last-layer replay, the entropy
 EMA / running peak / α of every sample and the per-token traces, and it restores the model exactly as it found it
 when closed.
+
+Generations may overlap on one model (threads of a server): everything an engine changes is its own (its cache, its
+controller, its replay's records) except the parameters' `requires_grad` flags, which it freezes through a
+process-wide, lock-protected reference count, so the flags a user set come back when the last generation ends.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+import functools
+import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -17,18 +23,22 @@ from torch import nn
 
 from ..configuration_vreason import VReasonConfig
 from .controller import ValueController
-from .lite import prune_video_rows
+from .lite import prune_cache, prune_last_position_mask
 from .objective import entropy, next_alpha, next_ema, switch_loss
 from .replay import ControlledDynamicLayer, LastLayerReplay
 
-__all__ = ["VReasonEngine", "as_vreason_config", "controlled_rows"]
+__all__ = ["VReasonEngine", "as_vreason_config", "controlled_rows", "outside_inference_mode"]
 
 
 def as_vreason_config(value: VReasonConfig | dict[str, Any] | None) -> VReasonConfig:
-    """Accept a `VReasonConfig`, a plain dict of its knobs, or `None` (the defaults)."""
+    """
+    Accept a `VReasonConfig`, a plain dict of its knobs, or `None` (the defaults), and check every knob once more
+    (a generation starts here, whatever was done to the config since it was built).
+    """
     if value is None:
         return VReasonConfig()
     if isinstance(value, VReasonConfig):
+        value.check_knobs()
         return value
     if isinstance(value, dict):
         return VReasonConfig(**value)
@@ -79,7 +89,12 @@ def controlled_rows(
     counts = selected.sum(-1)
     if bool((counts == 0).any()):
         empty = (counts == 0).nonzero().flatten().tolist()
-        what = {"video": "video tokens", "visual": "video or image tokens", "prompt": "prompt tokens"}[scope]
+        if scope == "prompt":
+            raise ValueError(
+                f"`controller_scope={scope!r}` found no prompt tokens in batch row(s) {empty}: their prompt is empty "
+                f"(no token, or an attention mask of zeros). Give every sample a non-empty prompt."
+            )
+        what = {"video": "video tokens", "visual": "video or image tokens"}[scope]
         raise ValueError(
             f"`controller_scope={scope!r}` found no {what} in the input of batch row(s) {empty}. Pass a video "
             f"(through the processor, so the prompt holds its placeholder tokens) or use "
@@ -92,16 +107,61 @@ def controlled_rows(
     return order, valid
 
 
-def _freeze(parameters: Iterable[nn.Parameter]) -> list[tuple[nn.Parameter, bool]]:
-    saved = [(p, p.requires_grad) for p in parameters]
-    for p, _ in saved:
-        p.requires_grad_(False)
-    return saved
+class _FrozenParameters:
+    """
+    `requires_grad=False` on parameters while at least one generation needs it, process-wide.
+
+    Each parameter's original flag is saved by the first generation that freezes it and restored by the last one
+    that releases it, under one lock, so overlapping generations (threads) never save each other's `False`.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[int, list[Any]] = {}  # id(parameter) -> [parameter, original flag, users]
+
+    def freeze(self, parameters: Iterable[nn.Parameter]) -> list[nn.Parameter]:
+        """Freeze `parameters`; returns them, to be handed back to [`release`]."""
+        frozen = list(parameters)
+        with self._lock:
+            for p in frozen:
+                entry = self._held.get(id(p))
+                if entry is None:
+                    self._held[id(p)] = [p, p.requires_grad, 1]
+                    p.requires_grad_(False)
+                else:
+                    entry[2] += 1
+        return frozen
+
+    def release(self, parameters: list[nn.Parameter]) -> None:
+        with self._lock:
+            for p in parameters:
+                entry = self._held[id(p)]
+                entry[2] -= 1
+                if entry[2] == 0:
+                    del self._held[id(p)]
+                    p.requires_grad_(entry[1])
 
 
-def _restore(saved: list[tuple[nn.Parameter, bool]]) -> None:
-    for p, flag in saved:
-        p.requires_grad_(flag)
+_FROZEN = _FrozenParameters()
+
+
+def outside_inference_mode(function: Callable[..., Any]) -> Callable[..., Any]:
+    """
+    Run `function` outside `torch.inference_mode()` (grad stays off), since V-Reason needs autograd for its
+    controller; a no-op outside inference mode.
+
+    The tensors generate prepared under inference mode are only read, never modified in place, so they can be used
+    as they are (the replay copies those that autograd must save); what the function returns are ordinary tensors.
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not torch.is_inference_mode_enabled():
+            return function(*args, **kwargs)
+        with torch.inference_mode(False), torch.no_grad():  # leaving inference mode turns grad on: off again
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
 class VReasonEngine:
@@ -141,6 +201,9 @@ class VReasonEngine:
         self.rows, self.valid = controlled_rows(
             model.config, input_ids, attention_mask, config.controller_scope
         )
+        self._video_rows = None  # (rows, valid) of the video tokens: what Lite prunes, whatever the scope
+        if config.lite:
+            self._video_rows = self._lite_rows(input_ids, attention_mask)
         self.prompt_len = input_ids.shape[1]
         batch, device = input_ids.shape[0], input_ids.device
         self.token_index = 0
@@ -158,9 +221,30 @@ class VReasonEngine:
         # `freeze="replay"` freezes only the modules a replay runs, around each `step` (the logits-processor form,
         # whose real forwards run under `no_grad` anyway).
         self._freeze = freeze
-        self._requires_grad: list[tuple[nn.Parameter, bool]] = []
+        self._frozen: list[nn.Parameter] = []
         if freeze == "model":
-            self._requires_grad = _freeze(model.parameters())
+            self._frozen = _FROZEN.freeze(model.parameters())
+
+    def _lite_rows(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.config.controller_scope == "video":
+            return self.rows, self.valid
+        try:
+            return controlled_rows(self.model.config, input_ids, attention_mask, "video")
+        except ValueError:
+            has_video = getattr(self.model.config, "video_token_id", None) is not None
+            video = (
+                (input_ids == self.model.config.video_token_id).any(-1)
+                if has_video
+                else torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+            )
+            empty = (~video).nonzero().flatten().tolist()
+            raise ValueError(
+                f"`lite=True` prunes video tokens, but the input of batch row(s) {empty} has none "
+                f"(`controller_scope={self.config.controller_scope!r}` controls other rows, which Lite never "
+                f"prunes). Pass a video, or set `lite=False`."
+            ) from None
 
     # ------------------------------------------------------------------ set-up
     def attach(
@@ -177,8 +261,10 @@ class VReasonEngine:
                 extended by one slot for the next token) is replaced by the pruned mask.
 
         Returns:
-            `torch.Tensor`: the next-token logits to score first: `logits`, or their replay under a loaded non-zero
-            initial state.
+            `torch.Tensor`: the next-token logits to score first: `logits`, or their last-layer replay when the cache
+            the prefill saw has changed since: under a loaded non-zero initial state, or after Lite dropped rows
+            (token 0 is then scored, optimised and chosen over the pruned cache, like every later token; only the
+            last layer sees the pruning at token 0, the layers below ran on the full prompt).
         """
         layers = getattr(cache, "layers", None)
         if layers is None or len(layers) <= self.replay.layer_index:
@@ -188,13 +274,13 @@ class VReasonEngine:
             )
         layer = layers[self.replay.layer_index]
         ControlledDynamicLayer.check_supported(layer)
-        if self.config.enabled or self.initial_state is not None:  # the replay will be used: check it once
+        # The replay will be used (updates, a loaded state, token 0 over a pruned cache): check it once.
+        if self.config.enabled or self.initial_state is not None or self.config.lite:
             with torch.no_grad():
                 self._check_replay(
                     self.replay.logits(layer, None), logits.detach().float(), layer.values.dtype
                 )
-        if self.config.lite:
-            self._prune(list(layers), model_kwargs)
+        pruned = self.config.lite and self._prune(list(layers), model_kwargs)
         values = layer.values
         if values.shape[-2] < int(self.rows.max()) + 1:
             raise RuntimeError("V-Reason: the cache is shorter than the prompt; was prefill run?")
@@ -219,24 +305,29 @@ class VReasonEngine:
         self.cache_layer = layer
         if self.initial_state is not None:
             self.controller.load_state({k: v.to(values.device) for k, v in self.initial_state.items()})
-            if not self.controller.is_zero:
-                # The prefill ran without the loaded ΔV: token 0 must see it too.
-                with torch.no_grad():
-                    return self.replay.logits(layer, self.controller)
+        if pruned or not self.controller.is_zero:
+            # The prefill ran over the full cache without the loaded ΔV: token 0 must see what later tokens see.
+            with torch.no_grad():
+                return self.replay.logits(layer, None if self.controller.is_zero else self.controller)
         return logits
 
-    def _prune(self, layers: list[Any], model_kwargs: dict[str, Any] | None) -> None:
+    def _prune(self, layers: list[Any], model_kwargs: dict[str, Any] | None) -> bool:
+        """Lite: prune the video rows of every layer; returns whether any row was dropped."""
         mask = None if model_kwargs is None else model_kwargs.get("attention_mask")
         prompt_mask = None if mask is None else mask[:, : self.prompt_len]
-        new_mask, self.rows, self.valid = prune_video_rows(
+        video_rows, video_valid = self._video_rows
+        pruned = prune_cache(
             layers,
-            self.rows,
-            self.valid,
+            video_rows,
+            video_valid,
             prompt_mask,
             prune_ratio=self.config.prune_ratio,
             scope=self.config.prune_scope,
             target_index=self.replay.layer_index,
+            controlled=(self.rows, self.valid),
         )
+        self.rows, self.valid = pruned.rows, pruned.valid
+        new_mask = pruned.attention_mask
         if mask is not None:
             model_kwargs["attention_mask"] = torch.cat([new_mask, mask[:, self.prompt_len :]], dim=-1)
         elif new_mask is not None:
@@ -246,6 +337,15 @@ class VReasonEngine:
                 )
             ones = new_mask.new_ones(new_mask.shape[0], 1)
             model_kwargs["attention_mask"] = torch.cat([new_mask, ones], dim=-1)
+        # The replay's recorded mask (of the prompt's last position) must describe the pruned cache too.
+        recorded = self.replay.kwargs
+        recorded["attention_mask"] = prune_last_position_mask(
+            recorded.get("attention_mask"),
+            pruned.index,
+            pruned.real,
+            getattr(self.model.config, "_attn_implementation", None),
+        )
+        return pruned.dropped
 
     # ------------------------------------------------------------------ per token
     @property
@@ -307,11 +407,11 @@ class VReasonEngine:
         decode = logits
         if self.update_due:
             self.check_finite()
-            frozen = _freeze(self.replay.parameters()) if self._freeze == "replay" else []
+            frozen = _FROZEN.freeze(self.replay.parameters()) if self._freeze == "replay" else []
             try:
                 decode = self._update(logits, alpha * unfinished, unfinished)
             finally:
-                _restore(frozen)
+                _FROZEN.release(frozen)
         self.token_index += 1
         return decode.detach().float()
 
@@ -392,8 +492,8 @@ class VReasonEngine:
             self.replay.remove()
         if self.cache_layer is not None:
             ControlledDynamicLayer.uninstall(self.cache_layer)
-        _restore(self._requires_grad)
-        self._requires_grad = []
+        frozen, self._frozen = self._frozen, []
+        _FROZEN.release(frozen)
 
     def __enter__(self) -> VReasonEngine:
         return self

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import torch
 from transformers import LogitsProcessor
 
 from ..configuration_vreason import VReasonConfig
-from .engine import VReasonEngine, as_vreason_config
+from .engine import VReasonEngine, as_vreason_config, outside_inference_mode
 from .replay import LastLayerReplay
 
 __all__ = ["VReasonLogitsProcessor"]
@@ -32,7 +33,9 @@ class VReasonLogitsProcessor(LogitsProcessor):
 
     Hooks are installed on the model when the processor is created; call [`close`] or use it as a context manager
     to remove them. One processor can serve several `generate` calls, one at a time: a new cache starts a new
-    controller.
+    controller. Its hooks keep each thread's forwards apart, so other threads may decode with the same model
+    meanwhile (plainly, with V-Reason, or with processors of their own), and the processor may be created in
+    another thread than the one that runs `generate`; two `generate` calls at once need two processors.
 
     Args:
         model (`PreTrainedModel`): the model that will call `generate`.
@@ -51,15 +54,17 @@ class VReasonLogitsProcessor(LogitsProcessor):
         eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
         self._eos = torch.tensor(eos, dtype=torch.long)
         self._pad = model.generation_config.pad_token_id
-        self.replay = LastLayerReplay(model, self.config.target_layer)
-        self._raw: torch.Tensor | None = None
+        # `any_thread`: the processor may be built in one thread and used by generate in another; each thread's
+        # forwards are recorded apart, so a concurrent generate in another thread is never taken for this one.
+        self.replay = LastLayerReplay(model, self.config.target_layer, any_thread=True)
+        self._raw = threading.local()  # `.logits`: the calling thread's last raw next-token logits
         self._head_handle = self.replay.lm_head.register_forward_hook(self._record_logits)
         self.engine: VReasonEngine | None = None
         self._cache: Any = None
         self._unfinished: torch.Tensor | None = None
 
     def _record_logits(self, module: Any, args: Any, output: torch.Tensor) -> None:
-        self._raw = output[:, -1].detach()
+        self._raw.logits = output[:, -1].detach()
 
     def _start(self, input_ids: torch.Tensor, raw: torch.Tensor) -> None:
         if self.engine is not None:
@@ -74,12 +79,14 @@ class VReasonLogitsProcessor(LogitsProcessor):
         self.engine.attach(self._cache, raw)  # no initial state here, so token 0's logits stay `raw`
         self._unfinished = torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
+    @outside_inference_mode  # V-Reason needs autograd, also when generate runs under torch.inference_mode()
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self._raw is None or self.replay.cache is None:
+        raw = getattr(self._raw, "logits", None)
+        if raw is None or self.replay.cache is None:
             raise RuntimeError(
                 "VReasonLogitsProcessor saw no forward pass of its model; was it built for this model?"
             )
-        raw = self._raw.float()
+        raw = raw.float()
         if self.engine is None or self.replay.cache is not self._cache:
             self._start(input_ids, raw)
         else:
@@ -103,6 +110,8 @@ class VReasonLogitsProcessor(LogitsProcessor):
         """Remove the hooks from the model and release the last generation's controller."""
         self._head_handle.remove()
         self.replay.remove()
+        self._raw = threading.local()
+        self._cache = None
         if self.engine is not None:
             self.engine.close()
 

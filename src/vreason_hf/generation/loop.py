@@ -11,7 +11,7 @@ from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteria
 from transformers.generation.utils import GenerateDecoderOnlyOutput
 
 from ..configuration_vreason import VReasonConfig
-from .engine import VReasonEngine, as_vreason_config
+from .engine import VReasonEngine, as_vreason_config, outside_inference_mode
 
 __all__ = ["VReasonGenerateOutput", "check_generation_config", "vreason_generate"]
 
@@ -62,6 +62,7 @@ def check_generation_config(generation_config: GenerationConfig) -> None:
         raise ValueError("V-Reason edits the KV cache and needs `use_cache=True`.")
 
 
+@outside_inference_mode  # V-Reason needs autograd, also when generate runs under torch.inference_mode()
 def vreason_generate(
     model: Any,
     input_ids: torch.LongTensor,
