@@ -15,8 +15,13 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 EXPECTED = {
     "callable_custom_generate.py": ["Adam steps: [12]"],
     "hub_recipe_folder.py": ["string path == callable path: True"],
-    "wrapper_repo_automodel.py": ["plain decoding equals the base model: True", "VReasonForConditionalGeneration"],
-    "pipeline_video.py": ["V-Reason: 16 tokens, 8 Adam steps", "plain: 16 tokens"],
+    "vreason_model_repo.py": [
+        "weights identical to the base: True",
+        "V-Reason equals the callable with the same knobs: True",
+        "plain decoding equals the base model: True",
+        "'custom_generate'",
+    ],
+    "pipeline_video.py": ["V-Reason: 16 tokens, 8 Adam steps", "reply: assistant", "plain: 16 tokens"],
     "controller_adapter.py": ["replay reproduces the generation: True", "disabled adapter == plain greedy: True"],
 }
 
