@@ -351,6 +351,7 @@ def test_model_repo_from_a_model_object_of_a_text_model(tmp_path):
     knobs = {"controller_scope": "prompt", "lr": 0.3, "update_every": 1}
     with pytest.raises(ValueError, match=r'no video tokens.*"controller_scope": "prompt"'):
         save_vreason_model(model, tmp_path / "default", overwrite=True)
+    assert not (tmp_path / "default").exists()  # checked before anything is written
     repo = save_vreason_model(model, tmp_path / "repo", knobs, processor=tokenizer)
     (repo / "generation_config.json").unlink()  # a base without one: created from config.json
     save_vreason_model(repo, tmp_path / "again", knobs)
@@ -413,6 +414,8 @@ def test_save_vreason_model_errors(setup, base_dir, tmp_path):
         save_vreason_model(str(tmp_path / "missing" / "x" / "y"), tmp_path / "out", KNOBS)
     with pytest.raises(FileNotFoundError, match=r"has no `config\.json`"):
         save_vreason_model(tmp_path, tmp_path.parent / f"{tmp_path.name}-out", KNOBS)
+    with pytest.raises(ValueError, match=r"`base_model` '\./base' is not a Hub model id"):
+        save_vreason_model(base_dir, tmp_path / "out", KNOBS, base_model="./base")
     with pytest.raises(TypeError, match="no language-model head"):
         save_vreason_model(model.model, tmp_path / "out", KNOBS)
     with pytest.raises(TypeError, match=r"unknown argument\(s\) `lrr`"):

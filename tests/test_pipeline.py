@@ -317,9 +317,13 @@ def test_any_to_any_with_the_callable(pipes, clip_frames) -> None:
 @pytest.fixture(scope="module")
 def clip_server(real_clip):
     """An HTTP server on localhost serving the clips' folder (no network leaves the machine)."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(Path(real_clip).parent))
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # quiet
+            pass
+
+    handler = functools.partial(Handler, directory=str(Path(real_clip).parent))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.RequestHandlerClass.log_message = lambda *args: None
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -447,6 +451,9 @@ def test_vreason_model_repo(pipes, real_clip, tmp_path, generate_spy) -> None:
     expected = base(real_clip, vreason={"update_every": 4}, **kwargs)[0]
     for trust in (False, True):
         pipe = pipeline(TASK, model=str(repo), trust_remote_code=trust)
+        loaded = pipe.model.state_dict()
+        assert loaded.keys() == model.state_dict().keys()
+        assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())  # the exact base weights
         calls = generate_spy(pipe)
         (stored,) = pipe(real_clip, **kwargs)
         assert stored["optimizer_steps"] == 2  # tokens 0 and 4

@@ -47,7 +47,7 @@ _AUTO_CLASS = {"video": "AutoModelForImageTextToText", "image": "AutoModelForIma
 _PIPELINE_TAG = {"video": "video-text-to-text", "image": "image-text-to-text", "text": "text-generation"}
 
 
-def _check_out_dir(out_dir: str | Path, overwrite: bool) -> Path:
+def _check_out_dir(out_dir: str | Path, overwrite: bool, *, create: bool = True) -> Path:
     path = Path(out_dir)
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"`out_dir` {str(path)!r} exists and is not a folder.")
@@ -55,7 +55,8 @@ def _check_out_dir(out_dir: str | Path, overwrite: bool) -> Path:
         raise FileExistsError(
             f"`out_dir` {str(path)!r} is not empty; pass `overwrite=True` (CLI: `--overwrite`) to write into it."
         )
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -349,26 +350,40 @@ def save_vreason_model(
         `Path`: `out_dir`.
     """
     config = as_vreason_config(vreason_config)
-    out_path = Path(out_dir)
+    if base_model is not None:
+        _check_hub_id(base_model, "base_model")
+    out_path = _check_out_dir(out_dir, overwrite, create=False)  # fail before any download or copy
     if isinstance(base_model_or_path, str | os.PathLike):
+        name = str(base_model_or_path)
         source = Path(base_model_or_path)
-        if not source.is_dir():
-            source = _download(str(base_model_or_path), revision)
-            base_model = base_model or str(base_model_or_path)
+        if source.is_dir():
+            if revision is not None:
+                logger.warning(
+                    "`revision` applies to Hub ids only; %r is a local folder, so it is ignored.", name
+                )
+            if out_path.resolve() == source.resolve() or source.resolve() in out_path.resolve().parents:
+                raise ValueError(
+                    f"`out_dir` {str(out_path)!r} must not be `base_model_or_path` or inside it."
+                )
+        else:
+            _check_hub_id(name, "base_model_or_path", or_folder=True)
+            from huggingface_hub import snapshot_download
+
+            source = Path(snapshot_download(name, revision=revision))
+            base_model = base_model or name
         if not (source / "config.json").is_file():
             raise FileNotFoundError(
-                f"`base_model_or_path` {str(base_model_or_path)!r} has no `config.json`: it is not a transformers "
-                f"model folder."
+                f"`base_model_or_path` {name!r} has no `config.json`: it is not a transformers model folder."
             )
-        if out_path.resolve() == source.resolve() or source.resolve() in out_path.resolve().parents:
-            raise ValueError(f"`out_dir` {str(out_path)!r} must not be `base_model_or_path` or inside it.")
         base_config = json.loads((source / "config.json").read_text())
-        _check_base(base_config, config, f"`base_model_or_path` {str(base_model_or_path)!r}")
+        _check_base(base_config, config, f"`base_model_or_path` {name!r}")
         root = _check_out_dir(out_path, overwrite)
         _copy_model_folder(source, root)
         readme = source / "README.md"
     else:
         model = base_model_or_path
+        if revision is not None:
+            logger.warning("`revision` applies to Hub ids only; a model object was given, so it is ignored.")
         if not callable(getattr(model, "can_generate", None)) or not model.can_generate():
             raise TypeError(
                 f"`base_model_or_path` must be a model that can generate (e.g. `AutoModelForImageTextToText`), a "
@@ -377,6 +392,12 @@ def save_vreason_model(
         _check_base(model.config.to_dict(), config, f"`{type(model).__name__}`")
         root = _check_out_dir(out_path, overwrite)
         model.save_pretrained(root)
+        if processor is None:
+            logger.warning(
+                "%s has no processor or tokenizer files: a model object does not carry them. Pass `processor=` (the "
+                "model's processor or tokenizer) so that `AutoProcessor.from_pretrained` works on the repo.",
+                root,
+            )
         base_config = json.loads((root / "config.json").read_text())
         hub_id = _hub_id_of(model)
         base_model = base_model or hub_id
@@ -416,16 +437,19 @@ def save_vreason_model(
     return root
 
 
-def _download(repo_id: str, revision: str | None) -> Path:
-    """`snapshot_download` of a Hub model id (the Hub route of [`save_vreason_model`])."""
-    from huggingface_hub import snapshot_download
+def _check_hub_id(value: str, name: str, *, or_folder: bool = False) -> None:
+    """Raise unless `value` is a well-formed Hub repo id (`org/name`), never a local path."""
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
     try:
-        validate_repo_id(repo_id)
+        validate_repo_id(value)
     except HFValidationError:
-        raise FileNotFoundError(
-            f"`base_model_or_path` {repo_id!r} is neither a local folder nor a Hub model id."
+        if or_folder:
+            raise FileNotFoundError(
+                f"`{name}` {value!r} is neither a local folder nor a Hub model id."
+            ) from None
+        raise ValueError(
+            f"`{name}` {value!r} is not a Hub model id (e.g. `Qwen/Qwen2.5-VL-7B-Instruct`); the card's `base_model` "
+            f"names the base on the Hub, never a local path."
         ) from None
-    return Path(snapshot_download(repo_id, revision=revision))
