@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import copy
 import functools
+import http.server
 import importlib
 import logging
+import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from transformers import AutoModelForImageTextToText, pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
@@ -87,13 +91,13 @@ def _direct(pipe: VideoTextToTextPipeline, frames: np.ndarray, metadata: Any, **
 
 
 def _assert_same_records(actual: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Equal records: text and counts exactly, V-Reason's float traces with a tolerance."""
     assert actual.keys() == expected.keys()
-    assert actual["generated_text"] == expected["generated_text"]
-    assert actual["num_generated_tokens"] == expected["num_generated_tokens"]
-    for name in ("entropies", "ema_entropies", "alphas"):
-        if name in expected:
-            np.testing.assert_allclose(actual[name], expected[name], rtol=1e-4, atol=1e-4)
-    assert actual.get("optimizer_steps") == expected.get("optimizer_steps")
+    for name, value in expected.items():
+        if name in ("entropies", "ema_entropies", "alphas"):
+            np.testing.assert_allclose(actual[name], value, rtol=1e-4, atol=1e-4)
+        else:
+            assert actual[name] == value, name
 
 
 # ------------------------------------------------------------------------------------------------ registration
@@ -153,39 +157,50 @@ def test_vreason_equals_direct_generate(pipes, real_clip, clip_frames, generate_
             pass
 
     calls = generate_spy(pipe)
-    record = pipe(
+    (record,) = pipe(
         real_clip,
         text=QUESTION,
         num_frames=8,
         max_new_tokens=NEW_TOKENS,
         vreason=KNOBS,
         return_traces=True,
+        return_full_text=False,
         streamer=Streamer(),
     )
     assert calls[0]["custom_generate"] is vreason_generate
     assert calls[0]["vreason_config"].knobs() == VReasonConfig(**KNOBS).knobs()
     assert "streamer" not in calls[0]  # rerouted: `generate` drops `streamer` for a callable custom_generate
     expected, tokens = _direct(pipe, frames, metadata, custom_generate=vreason_generate, vreason_config=KNOBS)
-    assert record == {
-        "generated_text": pipe.processor.tokenizer.decode(tokens, skip_special_tokens=True),
-        "num_generated_tokens": len(tokens),
-        "entropies": expected.entropies[0].tolist(),
-        "ema_entropies": expected.ema_entropies[0].tolist(),
-        "alphas": expected.alphas[0].tolist(),
-        "optimizer_steps": int(expected.optimizer_steps[0]),
-    }
+    answer = pipe.processor.tokenizer.decode(tokens, skip_special_tokens=True)
+    _assert_same_records(
+        record,
+        {
+            "input_text": QUESTION,
+            "generated_text": answer,
+            "num_generated_tokens": len(tokens),
+            "entropies": expected.entropies[0].tolist(),
+            "ema_entropies": expected.ema_entropies[0].tolist(),
+            "alphas": expected.alphas[0].tolist(),
+            "optimizer_steps": int(expected.optimizer_steps[0]),
+        },
+    )
     assert record["optimizer_steps"] == NEW_TOKENS  # update_every=1, one step per token: V-Reason really ran
     assert torch.equal(torch.cat(streamed[1:]), tokens.cpu())  # after the prompt, every generated token
     _, plain = _direct(pipe, frames, metadata)
     assert not torch.equal(tokens, plain)
+    # By default, as in `image-text-to-text`, the text is the input followed by the answer.
+    full = pipe(real_clip, text=QUESTION, num_frames=8, max_new_tokens=NEW_TOKENS, vreason=KNOBS)
+    assert full == [
+        {"input_text": QUESTION, "generated_text": QUESTION + answer, "num_generated_tokens": len(tokens)}
+    ]
 
 
 @pytest.mark.parametrize("name", list(BUILDERS))
 def test_zero_steps_equals_plain_decoding(pipes, real_clip, clip_frames, name) -> None:
     pipe = pipes[name]
-    kwargs = {"text": QUESTION, "num_frames": 8, "max_new_tokens": NEW_TOKENS}
-    plain = pipe(real_clip, vreason=False, **kwargs)
-    zero = pipe(real_clip, vreason={"num_steps": 0}, return_traces=True, **kwargs)
+    kwargs = {"text": QUESTION, "num_frames": 8, "max_new_tokens": NEW_TOKENS, "return_full_text": False}
+    (plain,) = pipe(real_clip, vreason=False, **kwargs)
+    (zero,) = pipe(real_clip, vreason={"num_steps": 0}, return_traces=True, **kwargs)
     assert zero.pop("optimizer_steps") == 0
     assert all(
         len(zero.pop(trace)) == zero["num_generated_tokens"]
@@ -209,19 +224,147 @@ def test_batched_equals_single(pipes, real_clip, name) -> None:
     kwargs = {"num_frames": 8, "max_new_tokens": 8, "vreason": {"lr": 0.3}, "return_traces": True}
     batched = pipe(inputs, batch_size=2, **kwargs)  # one left-padded `generate` call
     singles = pipe(inputs, **kwargs)  # a list runs one input per call unless `batch_size` says otherwise
-    assert isinstance(batched, list) and len(batched) == len(singles) == 2
-    for actual, expected in zip(batched, singles, strict=True):
+    assert [len(records) for records in batched] == [len(records) for records in singles] == [1, 1]
+    for (actual,), (expected,) in zip(batched, singles, strict=True):
         _assert_same_records(actual, expected)
 
 
+# ------------------------------------------------------------------------------------------------ transformers' conventions
+
+
+def _shape(value: Any) -> Any:
+    """The structure of a pipeline output: nesting, keys and value kinds (chat, text), without the values."""
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "role" in v for v in value):
+        return ("chat", [message["role"] for message in value])
+    if isinstance(value, list):
+        return [_shape(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    return type(value).__name__
+
+
+def test_outputs_follow_image_text_to_text(pipes) -> None:
+    """Key for key, the structure `pipeline("image-text-to-text")` gives the same tiny model for an image input."""
+    video_pipe = pipes["qwen2_5_vl"]
+    image_pipe = pipeline("image-text-to-text", model=video_pipe.model, processor=video_pipe.processor)
+    pixels = np.random.RandomState(0).randint(0, 255, (4, 56, 56, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels[0])
+    metadata = {"total_num_frames": 4, "fps": 2.0, "frames_indices": [0, 1, 2, 3]}
+    video = {"type": "video", "video": pixels, "video_metadata": metadata}
+    question = {"type": "text", "text": "Why?"}
+    image_chat = [{"role": "user", "content": [{"type": "image", "image": image}, question]}]
+    video_chat = [{"role": "user", "content": [video, question]}]
+    prefill = {"role": "assistant", "content": [{"type": "text", "text": "Because"}]}
+    kwargs = {"max_new_tokens": 2}
+    for options, image_input, video_input in (
+        ({}, image_chat, video_chat),
+        ({}, [image_chat, image_chat], [video_chat, video_chat]),
+        ({}, [*image_chat, prefill], [*video_chat, prefill]),
+        ({"return_full_text": False}, image_chat, video_chat),
+    ):
+        image_out = image_pipe(text=image_input, **kwargs, **options)
+        video_out = video_pipe(text=video_input, vreason=False, **kwargs, **options)
+        for records in video_out if isinstance(video_out[0], list) else [video_out]:
+            for record in records:
+                assert record.pop("num_generated_tokens") <= 2  # our extra
+        assert _shape(video_out) == _shape(image_out), options
+    # String in, string out: the input, then the answer (the video pipeline applies the chat template itself).
+    (image_record,) = image_pipe(image, text="<|vision_start|><|image_pad|><|vision_end|>Why?", **kwargs)
+    (video_record,) = video_pipe(pixels, text="Why?", video_metadata=metadata, vreason=False, **kwargs)
+    assert video_record.keys() - {"num_generated_tokens"} == image_record.keys()
+    assert video_record["generated_text"].startswith(video_record["input_text"])
+    assert image_record["generated_text"].startswith(image_record["input_text"])
+    # A prefill is continued in the chat's last message.
+    (continued,) = video_pipe(text=[*video_chat, prefill], vreason=False, **kwargs)
+    last = continued["generated_text"][-1]
+    assert continued["generated_text"][:-1] == video_chat and last["role"] == "assistant"
+    assert last["content"][0]["text"].startswith("Because") and continued["input_text"] == [
+        *video_chat,
+        prefill,
+    ]
+
+
+def test_any_to_any_with_the_callable(pipes, clip_frames) -> None:
+    """`pipeline("any-to-any")` with `generate_kwargs={"custom_generate": vreason_generate, ...}`: the callable's tokens."""
+    pipe = pipes["qwen2_5_vl"]
+    any_pipe = pipeline("any-to-any", model=pipe.model, processor=pipe.processor)
+    frames, _ = clip_frames
+    chat = [
+        {"role": "user", "content": [{"type": "video", "video": frames}, {"type": "text", "text": QUESTION}]}
+    ]
+    kwargs = {"max_new_tokens": NEW_TOKENS, "return_full_text": False}
+    (record,) = any_pipe(
+        text=chat, generate_kwargs={"custom_generate": vreason_generate, "vreason_config": KNOBS}, **kwargs
+    )
+    inputs = pipe.processor.apply_chat_template(
+        chat, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+    out = pipe.model.generate(
+        **inputs,
+        max_new_tokens=NEW_TOKENS,
+        do_sample=False,
+        custom_generate=vreason_generate,
+        vreason_config=KNOBS,
+    )
+    tokens = out[0, inputs["input_ids"].shape[1] :]
+    assert record["generated_text"] == pipe.processor.tokenizer.decode(tokens, skip_special_tokens=True)
+    assert any_pipe(text=chat, **kwargs)[0]["generated_text"] != record["generated_text"]  # V-Reason acted
+
+
 # ------------------------------------------------------------------------------------------------ video inputs
+
+
+@pytest.fixture(scope="module")
+def clip_server(real_clip):
+    """An HTTP server on localhost serving the clips' folder (no network leaves the machine)."""
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # quiet
+            pass
+
+    handler = functools.partial(Handler, directory=str(Path(real_clip).parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    thread.join()
+
+
+def test_video_items_by_path_url_and_video(pipes, real_clip, clip_server) -> None:
+    pipe = pipes["qwen2_5_vl"]
+    name = Path(real_clip).name
+    sources = [
+        {"path": str(real_clip)},
+        {"video": str(real_clip)},
+        {"url": str(real_clip)},
+        {"url": Path(real_clip).as_uri()},
+        {"url": f"{clip_server}/{name}"},
+    ]
+    answers = []
+    for source in sources:
+        chat = [
+            {"role": "user", "content": [{"type": "video", **source}, {"type": "text", "text": QUESTION}]}
+        ]
+        (record,) = pipe(chat, num_frames=8, max_new_tokens=NEW_TOKENS, return_full_text=False)
+        assert record["input_text"] == chat
+        answers.append(record["generated_text"])
+    assert answers == answers[:1] * len(sources)
+    with pytest.raises(OSError, match=r"Could not fetch the video .*/missing\.mp4"):
+        pipe([{"role": "user", "content": [{"type": "video", "url": f"{clip_server}/missing.mp4"}]}])
+    with pytest.raises(ValueError, match=r"unsupported URL scheme 'ftp'"):
+        pipe([{"role": "user", "content": [{"type": "video", "url": "ftp://host/clip.mp4"}]}])
+    with pytest.raises(ValueError, match=r"exactly one of `video`.*got `path` and `url`"):
+        pipe(
+            [{"role": "user", "content": [{"type": "video", "path": str(real_clip), "url": str(real_clip)}]}]
+        )
 
 
 def test_clip_timing_reaches_the_processor(pipes, real_clip, clip_frames, generate_spy, caplog) -> None:
     frames, metadata = clip_frames
     pipe = pipes["qwen2_5_vl"]
     calls = generate_spy(pipe)
-    options = {"max_new_tokens": 1, "vreason": False}
+    options = {"max_new_tokens": 1, "vreason": False, "return_full_text": False}
     kwargs = {"text": QUESTION, **options}
     from_path = pipe(real_clip, num_frames=8, **kwargs)
     from_frames = pipe(frames, video_metadata=metadata, **kwargs)
@@ -239,9 +382,10 @@ def test_clip_timing_reaches_the_processor(pipes, real_clip, clip_frames, genera
     )
     vtt._warn_once.cache_clear()
     with caplog.at_level(logging.WARNING, logger=vtt.__name__):
-        without_metadata = pipe(frames, **kwargs)
+        (without_metadata,) = pipe(frames, **kwargs)
     assert "came without `video_metadata`" in caplog.text
-    assert from_path == from_frames == from_chat
+    assert from_path == from_frames
+    assert from_chat[0]["generated_text"] == from_path[0]["generated_text"]
     # 8 of 250 frames at 25 fps is 0.8 sampled frames per second; 2 frames per temporal patch -> 2.5 s per grid step.
     seconds = [call["second_per_grid_ts"].tolist() for call in calls]
     assert seconds[:3] == [[2.5]] * 3
@@ -277,6 +421,9 @@ def test_default_sampling_and_chats(pipes, real_clip, generate_spy) -> None:
     # bikes.mp4 lasts 10 s: 2 fps would give 20 frames, capped at 16 (Video-R1's protocol).
     assert calls[0]["pixel_values_videos"].shape[:2] == (1, 16)
     assert pipe.processor.tokenizer.decode(calls[-1]["input_ids"][0]).endswith("The answer is")
+    # `continue_final_message=False` starts a new turn after the assistant message instead.
+    pipe(prefill, continue_final_message=False, **kwargs)
+    assert not pipe.processor.tokenizer.decode(calls[-1]["input_ids"][0]).endswith("The answer is")
     pipe(real_clip, text=QUESTION, fps=0.5, **kwargs)
     pipe(real_clip, text=QUESTION, fps=4.0, max_frames=None, **kwargs)
     assert [call["pixel_values_videos"].shape[1] for call in calls[-2:]] == [5, 40]
@@ -289,34 +436,50 @@ def test_local_folder(pipes, real_clip, tmp_path) -> None:
     pipe = pipeline(TASK, model=str(tmp_path))
     assert isinstance(pipe, VideoTextToTextPipeline)
     kwargs = {"text": QUESTION, "num_frames": 8, "max_new_tokens": NEW_TOKENS, "return_traces": True}
-    record = pipe(real_clip, **kwargs)  # V-Reason with the default knobs
+    (record,) = pipe(real_clip, **kwargs)  # V-Reason with the default knobs
     assert record["optimizer_steps"] > 0
-    assert record == pipes["qwen2_5_vl"](real_clip, **kwargs)
+    # Two model instances agree up to the last bits: tokens exactly, traces with a tolerance.
+    _assert_same_records(record, pipes["qwen2_5_vl"](real_clip, **kwargs)[0])
 
 
 def test_vreason_model_repo(pipes, real_clip, tmp_path, generate_spy) -> None:
-    """A repo of `save_vreason_model`, loaded as remote code, decodes with its own knobs unless told otherwise."""
+    """A repo of `save_vreason_model` decodes with its stored knobs unless told otherwise, with or without remote code."""
     model, processor = build_tiny_qwen2_5_vl()
-    save_vreason_model(model, tmp_path / "repo", {"update_every": 4}, processor=processor)
-    pipe = pipeline(TASK, model=str(tmp_path / "repo"), trust_remote_code=True)
-    assert type(pipe.model).__name__ == "VReasonForConditionalGeneration"
-    calls = generate_spy(pipe)
-    kwargs = {"text": QUESTION, "num_frames": 8, "max_new_tokens": NEW_TOKENS}
+    repo = save_vreason_model(model, tmp_path / "repo", {"update_every": 4}, processor=processor)
     base = pipes["qwen2_5_vl"]
-    repo_knobs = pipe(real_clip, return_traces=True, **kwargs)
-    assert repo_knobs["optimizer_steps"] == 2  # tokens 0 and 4
-    assert repo_knobs == base(real_clip, vreason={"update_every": 4}, return_traces=True, **kwargs)
-    # A dict overrides some of the repo's knobs, a VReasonConfig replaces them, False decodes plainly.
-    assert pipe(real_clip, vreason={"num_steps": 3}, return_traces=True, **kwargs)["optimizer_steps"] == 6
-    assert pipe(real_clip, vreason=VReasonConfig(), return_traces=True, **kwargs)["optimizer_steps"] == 4
-    assert pipe(real_clip, vreason=False, **kwargs) == base(real_clip, vreason=False, **kwargs)
-    assert [call.get("vreason_config", "repo") for call in calls] == [
-        "repo",
-        {"num_steps": 3},
-        VReasonConfig().knobs(),
-        None,
-    ]
-    assert not any("custom_generate" in call for call in calls)  # the model runs its own loop
+    kwargs = {"text": QUESTION, "num_frames": 8, "max_new_tokens": NEW_TOKENS, "return_traces": True}
+    expected = base(real_clip, vreason={"update_every": 4}, **kwargs)[0]
+    for trust in (False, True):
+        pipe = pipeline(TASK, model=str(repo), trust_remote_code=trust)
+        loaded = pipe.model.state_dict()
+        assert loaded.keys() == model.state_dict().keys()
+        assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())  # the exact base weights
+        calls = generate_spy(pipe)
+        (stored,) = pipe(real_clip, **kwargs)
+        assert stored["optimizer_steps"] == 2  # tokens 0 and 4
+        _assert_same_records(stored, expected)
+        # A dict overrides some of the stored knobs, a VReasonConfig replaces them, False decodes plainly.
+        assert pipe(real_clip, vreason={"num_steps": 3}, **kwargs)[0]["optimizer_steps"] == 6
+        assert pipe(real_clip, vreason=VReasonConfig(), **kwargs)[0]["optimizer_steps"] == 4
+        plain_kwargs = {**kwargs, "return_traces": False}
+        assert pipe(real_clip, vreason=False, **plain_kwargs) == base(
+            real_clip, vreason=False, **plain_kwargs
+        )
+        knobs = [call.get("vreason_config") for call in calls]
+        if (
+            trust
+        ):  # the repo's own `generate` runs V-Reason: it gets the knobs in full, and no custom_generate
+            assert not any("custom_generate" in call for call in calls)
+            assert knobs[:3] == [
+                VReasonConfig(update_every=4).knobs(),
+                VReasonConfig(update_every=4, num_steps=3).knobs(),
+                VReasonConfig().knobs(),
+            ]
+            assert knobs[3] is None
+        else:  # the base model's `generate`, with the callable and the stored knobs
+            assert [call.get("custom_generate") for call in calls[:3]] == [vreason_generate] * 3
+            assert knobs[0].knobs() == VReasonConfig(update_every=4).knobs()
+            assert "custom_generate" not in calls[3]
 
 
 # ------------------------------------------------------------------------------------------------ errors

@@ -9,7 +9,6 @@ from .configuration_vreason import VReasonConfig
 from .controller import ControllerConfig, VReasonControllerModel
 from .generation import VReasonGenerateOutput, VReasonLogitsProcessor, vreason_generate
 from .hub import build_custom_generate_dir, save_vreason_model
-from .modeling_vreason import VReasonForConditionalGeneration
 from .pipelines import register_video_text_to_text_pipeline
 from .video import load_video
 
@@ -17,7 +16,6 @@ __all__ = [
     "ControllerConfig",
     "VReasonConfig",
     "VReasonControllerModel",
-    "VReasonForConditionalGeneration",
     "VReasonGenerateOutput",
     "VReasonLogitsProcessor",
     "__version__",

@@ -39,19 +39,17 @@ def _version() -> str:
         return "(source tree)"
 
 
-def vendored_sources(*, model: bool = False, recipe: bool = False) -> dict[str, str]:
+def vendored_sources(*, recipe: bool = False) -> dict[str, str]:
     r"""
     File name → text of the code a Hub repo needs.
 
     Args:
-        model (`bool`, *optional*, defaults to `False`): include `modeling_vreason.py` (model repos).
-        recipe (`bool`, *optional*, defaults to `False`): include `generate.py` (the `custom_generate` shim).
+        recipe (`bool`, *optional*, defaults to `False`): include `generate.py` (the `custom_generate` shim of recipe
+            and model repos).
     """
     sources = {"configuration_vreason.py": (PACKAGE / "configuration_vreason.py").read_text()}
     for name in CORE_MODULES:
         sources[f"vreason_{name}.py"] = _rewrite((PACKAGE / "generation" / f"{name}.py").read_text())
-    if model:
-        sources["modeling_vreason.py"] = _rewrite((PACKAGE / "modeling_vreason.py").read_text())
     if recipe:
         sources["generate.py"] = _rewrite((PACKAGE / "generation" / "hub_generate.py").read_text())
     return sources

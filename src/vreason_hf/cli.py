@@ -417,7 +417,9 @@ def _tiny_video_answer(
 
         pipe = transformers.pipeline("video-text-to-text", model=model, processor=processor)
         try:
-            out = pipe(str(clip), text=question, num_frames=8, max_new_tokens=max_new_tokens)
+            out = pipe(
+                str(clip), text=question, num_frames=8, max_new_tokens=max_new_tokens, return_full_text=False
+            )
         except (TypeError, ValueError) as error:
             typer.echo(f"(the pipeline call failed: {str(error).splitlines()[0]}; using generate instead)")
         else:

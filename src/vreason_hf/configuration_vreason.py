@@ -10,10 +10,9 @@ from __future__ import annotations
 import difflib
 import functools
 import math
-from typing import Any, ClassVar
+from typing import Any
 
-from transformers import AutoConfig, PreTrainedConfig
-from transformers.configuration_utils import SubConfigSpec
+from transformers import PreTrainedConfig
 
 __all__ = ["VReasonConfig"]
 
@@ -142,18 +141,12 @@ class VReasonConfig(PreTrainedConfig):
         prune_scope (`str`, *optional*, defaults to `"per_layer"`):
             `"per_layer"`: every layer ranks the video tokens by its own value norms; `"shared"`: the target
             layer's ranking is used for every layer (*ours*).
-        base_config (`PreTrainedConfig` or `dict`, *optional*):
-            Only for V-Reason *model* repos (see `vreason_hf.hub.save_vreason_model`): the config of the wrapped
-            base model (a dict must carry its `model_type`). Not a knob; `None` for a plain knob config.
     """
 
     model_type = "vreason"
     # `save_pretrained` writes `auto_map` and copies this file, so the folder loads with trust_remote_code=True
     # where vreason_hf is not installed.
     _auto_class = "AutoConfig"
-    sub_configs_defaults: ClassVar[dict[str, SubConfigSpec]] = {
-        "base_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2_5_vl", optional=True)
-    }
 
     update_every: int = 2
     num_steps: int = 1
@@ -172,7 +165,6 @@ class VReasonConfig(PreTrainedConfig):
     lite: bool = False
     prune_ratio: float = 0.5
     prune_scope: str = "per_layer"
-    base_config: dict | PreTrainedConfig | None = None
 
     def __post_init__(self, **kwargs: Any) -> None:
         # Private names are transformers' (or another library's) bookkeeping, accepted as on assignment.
@@ -234,18 +226,12 @@ class VReasonConfig(PreTrainedConfig):
     @classmethod
     def knob_names(cls) -> list[str]:
         """The V-Reason knobs, in declaration order (the fields this class adds to `PreTrainedConfig`)."""
-        base = set(PreTrainedConfig.__dataclass_fields__) | {"base_config"}
+        base = set(PreTrainedConfig.__dataclass_fields__)
         return [name for name in cls.__dataclass_fields__ if name not in base]
 
     def knobs(self) -> dict[str, Any]:
         """The V-Reason knobs of this config as a plain dict."""
         return {name: getattr(self, name) for name in self.knob_names()}
-
-    def get_text_config(self, decoder: bool | None = None, encoder: bool | None = None) -> PreTrainedConfig:
-        """The wrapped base model's text config when there is one (model repos), else this config."""
-        if self.base_config is not None:
-            return self.base_config.get_text_config(decoder=decoder, encoder=encoder)
-        return super().get_text_config(decoder=decoder, encoder=encoder)
 
     @property
     def enabled(self) -> bool:

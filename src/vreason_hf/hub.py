@@ -1,21 +1,28 @@
 # Copyright 2026 The vreason-hf contributors. Licensed under the Apache License, Version 2.0.
 """Hub artefacts: the `custom_generate` recipe folder, V-Reason model repos, and their model cards.
 
-Everything a Hub repo needs to run without `vreason_hf` installed is generated here from the package sources
-(see `_vendor.py`); nothing is duplicated in git.
+A V-Reason model repo is the base model's own repo, unchanged, plus the recipe's `custom_generate/` folder: transformers'
+`from_pretrained(repo, trust_remote_code=True)` makes `custom_generate/generate.py` the model's `generate`. The knobs
+live in `generation_config.json`, entry `vreason`. Everything a repo needs to run without `vreason_hf` installed is
+generated here from the package sources (see `_vendor.py`); nothing is duplicated in git.
 """
 
 from __future__ import annotations
 
-import copy
 import json
+import logging
+import os
 import re
+import shutil
 import string
 from pathlib import Path
 from typing import Any
 
 from .configuration_vreason import VReasonConfig
 from .generation.engine import as_vreason_config
+from .generation.hub_generate import GENERATION_CONFIG_KEY
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "MODEL_CARDS",
@@ -29,11 +36,18 @@ __all__ = [
 MODEL_CARDS = Path(__file__).resolve().parent / "model_cards"
 RECIPE_CARD = MODEL_CARDS / "custom_generate_recipe.md"
 MODEL_CARD_TEMPLATE = MODEL_CARDS / "vreason_model_template.md"
-# The transformers range the generation core is tested against (it uses generation internals).
-SUPPORTED_TRANSFORMERS = "transformers>=5.24,<5.25"
+# The transformers range the generation core is tested against (it uses generation internals). One specifier per
+# line of `requirements.txt`: transformers' check reads only the first specifier of a line.
+SUPPORTED_TRANSFORMERS = ("transformers>=5.24", "transformers<5.25")
+RECIPE_REQUIREMENTS = (*SUPPORTED_TRANSFORMERS, "torch")
+# Files of a base model folder that a V-Reason model repo does not take over: the card (replaced), the recipe
+# (replaced) and version-control or cache folders.
+_NOT_COPIED = {"README.md", "custom_generate", ".git", ".cache", ".huggingface"}
+_AUTO_CLASS = {"video": "AutoModelForImageTextToText", "image": "AutoModelForImageTextToText"}
+_PIPELINE_TAG = {"video": "video-text-to-text", "image": "image-text-to-text", "text": "text-generation"}
 
 
-def _check_out_dir(out_dir: str | Path, overwrite: bool) -> Path:
+def _check_out_dir(out_dir: str | Path, overwrite: bool, *, create: bool = True) -> Path:
     path = Path(out_dir)
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"`out_dir` {str(path)!r} exists and is not a folder.")
@@ -41,8 +55,36 @@ def _check_out_dir(out_dir: str | Path, overwrite: bool) -> Path:
         raise FileExistsError(
             f"`out_dir` {str(path)!r} is not empty; pass `overwrite=True` (CLI: `--overwrite`) to write into it."
         )
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def requirements_text(requirements: tuple[str, ...] | None = None) -> str:
+    """`requirements.txt`: `requirements` (default: the recipe's), one version specifier per line, as transformers'
+    requirement check reads only the first specifier of a line."""
+    requirements = RECIPE_REQUIREMENTS if requirements is None else requirements
+    for requirement in requirements:
+        if len(re.findall(r"[<>=!~]=?", requirement)) > 1 or "," in requirement:
+            raise ValueError(
+                f"`{requirement}` has several version specifiers; transformers' requirement check reads only the "
+                f"first one of a line, so write each on its own line."
+            )
+    return "".join(f"{requirement}\n" for requirement in requirements)
+
+
+def _write_recipe_code(root: Path) -> Path:
+    """Write `root/custom_generate/` (the shim, a flat copy of the generation core, `requirements.txt`)."""
+    from ._vendor import vendored_sources
+
+    code = root / "custom_generate"
+    if code.is_dir():
+        shutil.rmtree(code)  # a stale module from an older recipe must not be left beside the new ones
+    code.mkdir()
+    for name, text in vendored_sources(recipe=True).items():
+        (code / name).write_text(text)
+    (code / "requirements.txt").write_text(requirements_text())
+    return code
 
 
 def build_custom_generate_dir(out_dir: str | Path, *, overwrite: bool = False) -> Path:
@@ -54,10 +96,11 @@ def build_custom_generate_dir(out_dir: str | Path, *, overwrite: bool = False) -
         └── custom_generate/
             ├── generate.py              # shim: GenerationMixin.generate(..., custom_generate=vreason_generate)
             ├── vreason_*.py, configuration_vreason.py   # a copy of the generation core
-            └── requirements.txt         # the transformers range the core supports
+            └── requirements.txt         # the transformers range the core supports, one specifier per line
 
     Then `model.generate(**inputs, custom_generate=str(out_dir), trust_remote_code=True, vreason_config={...})`
-    runs the same loop as `custom_generate=vreason_generate`.
+    runs the same loop as `custom_generate=vreason_generate`. [`save_vreason_model`] writes the same
+    `custom_generate/` folder into model repos.
 
     Args:
         out_dir (`str` or `Path`): the folder (created if missing).
@@ -66,14 +109,8 @@ def build_custom_generate_dir(out_dir: str | Path, *, overwrite: bool = False) -
     Returns:
         `Path`: `out_dir`.
     """
-    from ._vendor import vendored_sources
-
     root = _check_out_dir(out_dir, overwrite)
-    code = root / "custom_generate"
-    code.mkdir(exist_ok=True)
-    for name, text in vendored_sources(recipe=True).items():
-        (code / name).write_text(text)
-    (code / "requirements.txt").write_text(f"{SUPPORTED_TRANSFORMERS}\ntorch\n")
+    _write_recipe_code(root)
     (root / "README.md").write_text(RECIPE_CARD.read_text())
     return root
 
@@ -85,96 +122,334 @@ def knob_descriptions() -> dict[str, tuple[str, str]]:
     return {name: (default, description) for name, default, description in rows}
 
 
+def _modality(base_config: dict[str, Any]) -> str:
+    """`"video"`, `"image"` or `"text"`: what the base model (a `config.json` dict) takes besides text."""
+    if any(base_config.get(key) is not None for key in ("video_token_id", "video_token_index")):
+        return "video"
+    if base_config.get("vision_config") is not None:
+        return "image"
+    return "text"
+
+
+_VIDEO_EXAMPLE = """\
+from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers.video_utils import load_video
+
+model = AutoModelForImageTextToText.from_pretrained("{repo_id}", trust_remote_code=True, dtype="auto")
+processor = AutoProcessor.from_pretrained("{repo_id}")
+frames, metadata = load_video("clip.mp4", num_frames=16, backend="pyav")  # the metadata carries the real fps
+messages = [{{"role": "user", "content": [{{"type": "video"}}, {{"type": "text", "text": "What happens next?"}}]}}]
+text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+inputs = processor(text=[text], videos=[frames], video_metadata=[metadata], return_tensors="pt").to(model.device)
+
+out = model.generate(**inputs, max_new_tokens=1024)                             # V-Reason, this repo's knobs
+out = model.generate(**inputs, max_new_tokens=1024, vreason_config={{"lr": 0.1}})  # override a knob
+out = model.generate(**inputs, max_new_tokens=1024, vreason_config=None)         # plain decoding"""
+
+_TEXT_EXAMPLE = """\
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+model = AutoModelForCausalLM.from_pretrained("{repo_id}", trust_remote_code=True, dtype="auto")
+tokenizer = AutoTokenizer.from_pretrained("{repo_id}")
+messages = [{{"role": "user", "content": "A farmer has 17 sheep. All but 9 run away. How many are left?"}}]
+inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+
+out = model.generate(**inputs, max_new_tokens=512)                             # V-Reason, this repo's knobs
+out = model.generate(**inputs, max_new_tokens=512, vreason_config={{"lr": 0.1}})  # override a knob
+out = model.generate(**inputs, max_new_tokens=512, vreason_config=None)         # plain decoding"""
+
+
 def render_model_card(
-    config: VReasonConfig, *, base_model: str, repo_id: str | None = None, license: str = "apache-2.0"
+    config: VReasonConfig,
+    *,
+    base_config: dict[str, Any],
+    base_model: str | None = None,
+    repo_id: str,
+    license: str | None = None,
+    license_name: str | None = None,
+    license_link: str | None = None,
 ) -> str:
     r"""
-    The model card of a V-Reason model repo: the template in `model_cards/` with the base model and this repo's
-    knob values filled in.
+    The model card of a V-Reason model repo: the template in `model_cards/` with the base model, this repo's knobs
+    and a usage example filled in.
 
     Args:
-        config (`VReasonConfig`): the repo's knobs (and `base_config`).
-        base_model (`str`): Hub id or name of the wrapped model.
-        repo_id (`str`, *optional*): the repo's own id, for the usage snippet (defaults to `<base>-vreason`).
-        license (`str`, *optional*, defaults to `"apache-2.0"`): the card's license (use the base model's).
+        config (`VReasonConfig`): the repo's knobs.
+        base_config (`dict`): the base model's `config.json`.
+        base_model (`str`, *optional*): the base model's Hub id (front matter `base_model`); omitted when unknown.
+            Never a local path or a class name.
+        repo_id (`str`): the id (or local folder) to load the repo from in the usage example.
+        license (`str`, *optional*): the card's license (the base model's); omitted when unknown.
+        license_name (`str`, *optional*), license_link (`str`, *optional*): for `license: other`.
     """
+    from huggingface_hub import ModelCardData
+
     descriptions = knob_descriptions()
     lines = ["| argument | value in this repo | description |", "|---|---|---|"]
     for name, value in config.knobs().items():
         _, description = descriptions[name]
         lines.append(f"| `{name}` | `{json.dumps(value)}` | {description} |")
-    model_type = getattr(config.base_config, "model_type", "unknown")
-    return string.Template(MODEL_CARD_TEMPLATE.read_text()).substitute(
-        base_model=base_model,
-        base_model_type=model_type,
-        repo_id=repo_id or f"{base_model.split('/')[-1]}-vreason",
+    modality = _modality(base_config)
+    model_type = base_config.get("model_type", "unknown")
+    architecture = (base_config.get("architectures") or [None])[0]
+    auto_class = _AUTO_CLASS.get(modality, "AutoModelForCausalLM")
+    tags = ["custom_generate", "v-reason", "reasoning", "test-time-optimization"]
+    if modality == "video":
+        tags.insert(2, "video")
+    front_matter = ModelCardData(
+        library_name="transformers",
         license=license,
+        license_name=license_name,
+        license_link=license_link,
+        pipeline_tag=_PIPELINE_TAG[modality],
+        base_model=base_model,
+        tags=tags,
+    ).to_yaml()
+    if base_model is not None:
+        title = f"{base_model} with V-Reason"
+        base_text = f"[`{base_model}`](https://huggingface.co/{base_model}) (model type `{model_type}`)."
+    else:
+        title = f"A `{model_type}` model with V-Reason"
+        base_text = (
+            f"A `{model_type}` model (`{architecture}`), saved from a local copy whose Hub id was not given, so this "
+            f"card names none."
+        )
+    classes = [f"`{auto_class}`"] + ([f"`{architecture}`"] if architecture else [])
+    return string.Template(MODEL_CARD_TEMPLATE.read_text()).substitute(
+        front_matter=front_matter,
+        title=title,
+        base_model_text=base_text,
+        generating_classes=" or ".join(classes),
+        requirements=", ".join(f"`{r}`" for r in SUPPORTED_TRANSFORMERS),
         knob_table="\n".join(lines),
+        example=(_TEXT_EXAMPLE if modality == "text" else _VIDEO_EXAMPLE).format(repo_id=repo_id),
     )
+
+
+def _card_license(readme: Path | None) -> dict[str, str]:
+    """`license` (and `license_name` / `license_link`) from a model card's front matter, or `{}`."""
+    from huggingface_hub import ModelCard
+
+    if readme is None or not readme.is_file():
+        return {}
+    try:
+        data = ModelCard.load(readme).data.to_dict()
+    except (
+        Exception
+    ) as error:  # a malformed card must not stop the export; the caller says the license is unknown
+        logger.warning("Could not read the base model's card %s: %s", readme, error)
+        return {}
+    return {k: data[k] for k in ("license", "license_name", "license_link") if isinstance(data.get(k), str)}
+
+
+def _hub_id_of(model: Any) -> str | None:
+    """The Hub id `model` was loaded from: its `name_or_path`, if that is a repo id in the local Hub cache."""
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    name = str(getattr(model, "name_or_path", "") or "")
+    if not name or Path(name).exists():
+        return None
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return None
+    return name if isinstance(try_to_load_from_cache(name, "config.json"), str) else None
+
+
+def _copy_model_folder(source: Path, root: Path) -> None:
+    """Copy a model folder's files byte for byte (following links, as in a Hub cache snapshot)."""
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source)
+        if relative.parts[0] in _NOT_COPIED or not path.is_file():
+            continue
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+
+
+def _write_knobs(root: Path, knobs: dict[str, Any]) -> None:
+    """Add the knobs to `generation_config.json` (entry `vreason`), creating it from `config.json` if missing."""
+    from transformers import GenerationConfig
+
+    path = root / "generation_config.json"
+    if path.is_file():
+        data = json.loads(path.read_text())
+    else:  # what `from_pretrained` would derive from `config.json`
+        derived = GenerationConfig.from_pretrained(
+            root, config_file_name="config.json", _from_model_config=True
+        )
+        data = json.loads(derived.to_json_string(use_diff=True))
+    # GenerationConfig drops unknown keys (ours) from a config marked `_from_model_config`; in transformers 5.24 the
+    # flag has no other effect, so clear it rather than lose the knobs.
+    data.pop("_from_model_config", None)
+    data[GENERATION_CONFIG_KEY] = knobs
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _check_base(base_config: dict[str, Any], config: VReasonConfig, where: str) -> None:
+    if base_config.get("is_encoder_decoder"):
+        raise ValueError(f"{where} is an encoder-decoder model; V-Reason supports decoder-only models.")
+    modality = _modality(base_config)
+    if (config.controller_scope == "video" and modality != "video") or (
+        config.controller_scope == "visual" and modality == "text"
+    ):
+        raise ValueError(
+            f"{where} (model type `{base_config.get('model_type')}`) has no "
+            f"{'video' if config.controller_scope == 'video' else 'video or image'} tokens, so "
+            f'`controller_scope="{config.controller_scope}"` cannot work; pass `vreason_config='
+            f'{{"controller_scope": "prompt"}}` (and other knobs) to control the prompt\'s value rows.'
+        )
 
 
 def save_vreason_model(
     base_model_or_path: Any,
-    out_dir: str | Path,
+    out_dir: str | os.PathLike,
     vreason_config: VReasonConfig | dict[str, Any] | None = None,
     *,
     processor: Any = None,
+    base_model: str | None = None,
+    license: str | None = None,
     repo_id: str | None = None,
+    revision: str | None = None,
     overwrite: bool = False,
-    **from_pretrained_kwargs: Any,
 ) -> Path:
     r"""
-    Create a V-Reason model repo from a supported base model: weights (unchanged, under `model.`), `config.json`
-    with `model_type: "vreason"`, the knobs, the base config and an `auto_map` for `AutoConfig`, `AutoModel`,
-    `AutoModelForImageTextToText` and `AutoModelForCausalLM`, the code files, the processor, the generation config
-    and a model card.
+    Create a V-Reason model repo: the base model's own repo plus V-Reason as its `generate`.
 
-    Load it with `AutoModelForImageTextToText.from_pretrained(out_dir, trust_remote_code=True)`; its `generate()`
-    runs V-Reason with these knobs by default.
+        out_dir/
+        ├── config.json, model*.safetensors, tokenizer / processor files, ...   # the base model's, unchanged
+        ├── generation_config.json       # the base's, plus the knobs under `vreason`
+        ├── custom_generate/             # the recipe of `build_custom_generate_dir`
+        └── README.md                    # the model card
+
+    Every class that loads the base model loads this folder with exactly its weights. Loaded with
+    `trust_remote_code=True`, transformers makes `custom_generate/generate.py` the model's `generate`: it decodes with
+    V-Reason and the stored knobs (`vreason_config={...}` overrides some per call, `vreason_config=None` decodes
+    plainly). Without `trust_remote_code` the model decodes plainly.
 
     Args:
-        base_model_or_path (`PreTrainedModel` or `str`): the base model, or a Hub id / folder to load it from (with
-            `AutoModelForImageTextToText`, or `AutoModelForCausalLM` for text-only models).
-        out_dir (`str` or `Path`): where to write the repo.
-        vreason_config (`VReasonConfig` or `dict`, *optional*): the default knobs of the repo.
-        processor (`ProcessorMixin` or `PreTrainedTokenizerBase`, *optional*): saved alongside; when
-            `base_model_or_path` is a path it defaults to `AutoProcessor.from_pretrained(path)`.
-        repo_id (`str`, *optional*): the repo's future Hub id, used in the model card's example.
+        base_model_or_path (`PreTrainedModel`, `str` or `os.PathLike`):
+            A local model folder (its files are copied byte for byte), a Hub model id (downloaded with
+            `huggingface_hub.snapshot_download`, then copied) or a model object (saved with `save_pretrained`).
+        out_dir (`str` or `os.PathLike`): where to write the repo.
+        vreason_config (`VReasonConfig` or `dict`, *optional*): the repo's default knobs (defaults to
+            `VReasonConfig()`).
+        processor (`ProcessorMixin` or `PreTrainedTokenizerBase`, *optional*): saved alongside (over the base
+            folder's processor files, if any).
+        base_model (`str`, *optional*): the base model's Hub id for the card's `base_model`. By default the id given
+            as `base_model_or_path`, or the id a model object was loaded from (when it is in the local Hub cache);
+            for a local folder it is omitted unless given.
+        license (`str`, *optional*): the card's license; by default the base model card's, when it can be read.
+        repo_id (`str`, *optional*): the repo's future Hub id, for the card's example (defaults to `out_dir`).
+        revision (`str`, *optional*): the revision to download when `base_model_or_path` is a Hub id.
         overwrite (`bool`, *optional*, defaults to `False`): allow writing into a non-empty folder.
-        from_pretrained_kwargs: passed to `from_pretrained` when loading the base model from a path.
 
     Returns:
         `Path`: `out_dir`.
     """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
-
-    from .modeling_vreason import VReasonForConditionalGeneration
-
-    knobs = as_vreason_config(vreason_config).knobs()
-    if isinstance(base_model_or_path, str | Path):
+    config = as_vreason_config(vreason_config)
+    if base_model is not None:
+        _check_hub_id(base_model, "base_model")
+    out_path = _check_out_dir(out_dir, overwrite, create=False)  # fail before any download or copy
+    if isinstance(base_model_or_path, str | os.PathLike):
         name = str(base_model_or_path)
-        base_config = AutoConfig.from_pretrained(name, **from_pretrained_kwargs)
-        auto = (
-            AutoModelForImageTextToText
-            if getattr(base_config, "vision_config", None)
-            else AutoModelForCausalLM
-        )
-        base = auto.from_pretrained(name, **from_pretrained_kwargs)
-        if processor is None:
-            processor = AutoProcessor.from_pretrained(name, **from_pretrained_kwargs)
-    else:
-        base = base_model_or_path
-        name = getattr(base, "name_or_path", "") or type(base).__name__
-    if getattr(base.config, "model_type", None) == "vreason":
-        raise ValueError("`base_model_or_path` is already a V-Reason model; pass its base model instead.")
+        source = Path(base_model_or_path)
+        if source.is_dir():
+            if revision is not None:
+                logger.warning(
+                    "`revision` applies to Hub ids only; %r is a local folder, so it is ignored.", name
+                )
+            if out_path.resolve() == source.resolve() or source.resolve() in out_path.resolve().parents:
+                raise ValueError(
+                    f"`out_dir` {str(out_path)!r} must not be `base_model_or_path` or inside it."
+                )
+        else:
+            _check_hub_id(name, "base_model_or_path", or_folder=True)
+            from huggingface_hub import snapshot_download
 
-    root = _check_out_dir(out_dir, overwrite)
-    # A copy: the wrapper's init sets attention settings on its config tree, which must not touch the caller's model.
-    config = VReasonConfig(base_config=copy.deepcopy(base.config), **knobs)
-    wrapper = VReasonForConditionalGeneration(config, base_model=base)
-    wrapper.generation_config = base.generation_config
-    wrapper.save_pretrained(root)
+            source = Path(snapshot_download(name, revision=revision))
+            base_model = base_model or name
+        if not (source / "config.json").is_file():
+            raise FileNotFoundError(
+                f"`base_model_or_path` {name!r} has no `config.json`: it is not a transformers model folder."
+            )
+        base_config = json.loads((source / "config.json").read_text())
+        _check_base(base_config, config, f"`base_model_or_path` {name!r}")
+        root = _check_out_dir(out_path, overwrite)
+        _copy_model_folder(source, root)
+        readme = source / "README.md"
+    else:
+        model = base_model_or_path
+        if revision is not None:
+            logger.warning("`revision` applies to Hub ids only; a model object was given, so it is ignored.")
+        if not callable(getattr(model, "can_generate", None)) or not model.can_generate():
+            raise TypeError(
+                f"`base_model_or_path` must be a model that can generate (e.g. `AutoModelForImageTextToText`), a "
+                f"folder or a Hub id; got `{type(model).__name__}`, which has no language-model head."
+            )
+        _check_base(model.config.to_dict(), config, f"`{type(model).__name__}`")
+        root = _check_out_dir(out_path, overwrite)
+        model.save_pretrained(root)
+        if processor is None:
+            logger.warning(
+                "%s has no processor or tokenizer files: a model object does not carry them. Pass `processor=` (the "
+                "model's processor or tokenizer) so that `AutoProcessor.from_pretrained` works on the repo.",
+                root,
+            )
+        base_config = json.loads((root / "config.json").read_text())
+        hub_id = _hub_id_of(model)
+        base_model = base_model or hub_id
+        name = str(getattr(model, "name_or_path", "") or "")
+        readme = Path(name, "README.md") if name and Path(name).is_dir() else None
+        if hub_id is not None:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(hub_id, "README.md")
+            readme = Path(cached) if isinstance(cached, str) else None
     if processor is not None:
         processor.save_pretrained(root)
-    (root / "README.md").write_text(render_model_card(config, base_model=name, repo_id=repo_id))
+    _write_knobs(root, config.knobs())
+    _write_recipe_code(root)
+
+    license_fields = {"license": license} if license is not None else _card_license(readme)
+    if base_model is None:
+        logger.warning(
+            "The card of %s names no `base_model`: the base model's Hub id is unknown. Pass `base_model=` (its Hub "
+            "id) to name it.",
+            root,
+        )
+    if "license" not in license_fields:
+        logger.warning(
+            "The card of %s has no `license`: the base model's license could not be read. Pass `license=` (the base "
+            "model's license).",
+            root,
+        )
+    card = render_model_card(
+        config,
+        base_config=base_config,
+        base_model=base_model,
+        repo_id=repo_id or str(out_dir),
+        **license_fields,
+    )
+    (root / "README.md").write_text(card)
     return root
+
+
+def _check_hub_id(value: str, name: str, *, or_folder: bool = False) -> None:
+    """Raise unless `value` is a well-formed Hub repo id (`org/name`), never a local path."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(value)
+    except HFValidationError:
+        if or_folder:
+            raise FileNotFoundError(
+                f"`{name}` {value!r} is neither a local folder nor a Hub model id."
+            ) from None
+        raise ValueError(
+            f"`{name}` {value!r} is not a Hub model id (e.g. `Qwen/Qwen2.5-VL-7B-Instruct`); the card's `base_model` "
+            f"names the base on the Hub, never a local path."
+        ) from None

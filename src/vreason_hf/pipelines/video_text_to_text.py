@@ -1,5 +1,10 @@
 # Copyright 2026 The vreason-hf contributors. Licensed under the Apache License, Version 2.0.
-"""The `video-text-to-text` pipeline: answer a question about a video, with V-Reason decoding by default."""
+"""The `video-text-to-text` pipeline: answer a question about a video, with V-Reason decoding by default.
+
+Its inputs and outputs follow transformers' `image-text-to-text` pipeline: a list of
+`{"input_text", "generated_text"}` records per input (a list of such lists for a list of inputs), chat in and chat
+out, `return_full_text`, `max_new_tokens` and `generate_kwargs`; V-Reason's options and outputs come on top.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,6 @@ import functools
 import inspect
 import logging
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, overload
 
 import numpy as np
@@ -19,8 +22,9 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.video_utils import VideoMetadata
 
 from ..configuration_vreason import VReasonConfig
-from ..generation import as_vreason_config, vreason_generate
-from ..video import load_video
+from ..generation import vreason_generate
+from ..generation.hub_generate import resolve_vreason_config
+from .video_inputs import RemoteVideo, VideoBatch, VideoRequest, collect_requests, decode_video
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +39,16 @@ DEFAULT_MAX_FRAMES = 16
 
 _UNSET: Any = object()  # `max_frames=None` (no cap) differs from not passing `max_frames`
 _TRACE_NAMES = ("entropies", "ema_entropies", "alphas")
-_VideoSource = str | os.PathLike | np.ndarray | torch.Tensor
+_VideoInput = str | os.PathLike | np.ndarray | torch.Tensor
 # Names users reach for by analogy, and where the pipeline takes them instead.
 _RENAMED = {
     "prompt": "The video-text-to-text pipeline takes the question as `text=` (as `image-text-to-text` does), not "
     "`prompt=`.",
     "vreason_config": "Pass the V-Reason knobs to the pipeline as `vreason=` (a VReasonConfig or a dict), not "
     "`vreason_config=`.",
+    "return_tensors": "The video-text-to-text pipeline returns text; for token ids call `model.generate` on "
+    "the processor's inputs.",
+    "return_type": "Use `return_full_text=` (True: the input followed by the answer; False: the answer only).",
 }
 
 
@@ -50,139 +57,10 @@ def _warn_once(message: str) -> None:
     logger.warning(message)
 
 
-@dataclass
-class _VideoRequest:
-    """One input, normalised: a chat whose video items are bare `{"type": "video"}`, and their sources in order."""
-
-    messages: list[dict[str, Any]]
-    videos: list[_VideoSource] = field(default_factory=list)
-    metadata: list[VideoMetadata | None] = field(default_factory=list)
-
-
-@dataclass
-class _VideoBatch:
-    """The inputs decoded by one `generate` call (not a list, so `Pipeline.__call__` runs it as a single input)."""
-
-    requests: list[_VideoRequest]
-
-
-def _is_message(value: Any) -> bool:
-    return isinstance(value, dict) and "role" in value and "content" in value
-
-
-def _is_chat(value: Any) -> bool:
-    return isinstance(value, list | tuple) and len(value) > 0 and all(_is_message(m) for m in value)
-
-
-def _is_chat_list(value: Any) -> bool:
-    return isinstance(value, list | tuple) and len(value) > 0 and all(_is_chat(chat) for chat in value)
-
-
-def _check_video(video: Any, where: str) -> _VideoSource:
-    if isinstance(video, str | os.PathLike):
-        return video
-    if isinstance(video, np.ndarray | torch.Tensor):
-        if video.ndim != 4:
-            raise ValueError(
-                f"{where}: a decoded video must be a 4D frame array `(num_frames, height, width, 3)`, got an array "
-                f"of shape {tuple(video.shape)}. For a single image use the `image-text-to-text` pipeline."
-            )
-        return video
-    raise TypeError(
-        f"{where}: a video must be a file path or a `(num_frames, height, width, 3)` frame array, got "
-        f"{type(video).__name__}."
-    )
-
-
-def _check_metadata(metadata: Any, where: str) -> VideoMetadata | None:
-    if metadata is None or isinstance(metadata, VideoMetadata):
-        return metadata
-    if isinstance(metadata, dict):
-        try:
-            return VideoMetadata(**metadata)
-        except TypeError as err:
-            raise ValueError(f"{where}: invalid `video_metadata` {metadata!r}: {err}.") from None
-    raise TypeError(
-        f"{where}: `video_metadata` must be a `transformers.video_utils.VideoMetadata` or a dict, got "
-        f"{type(metadata).__name__}."
-    )
-
-
-def _parse_chat(chat: Sequence[dict[str, Any]], where: str) -> _VideoRequest:
-    """Split a chat into a template-ready copy (video items reduced to their type) and its video sources."""
-    request = _VideoRequest(messages=[])
-    for m, message in enumerate(chat):
-        content = message["content"]
-        if isinstance(content, str):
-            request.messages.append({**message})
-            continue
-        if not isinstance(content, list | tuple):
-            raise TypeError(
-                f"{where}, message {m}: `content` must be a string or a list of items, got {type(content).__name__}."
-            )
-        items = []
-        for i, item in enumerate(content):
-            kind = item.get("type") if isinstance(item, dict) else None
-            if kind == "text":
-                if not isinstance(item.get("text"), str):
-                    raise ValueError(
-                        f"{where}, message {m}, item {i}: a text item needs a string under `text`."
-                    )
-                items.append({**item})
-            elif kind == "video":
-                source = item.get("video", item.get("path"))
-                if source is None:
-                    raise ValueError(
-                        f"{where}, message {m}, item {i}: a video item needs the video under `video` (a file path or "
-                        f"a frame array) or `path`, got keys {sorted(item)}."
-                    )
-                item_where = f"{where}, message {m}, item {i}"
-                request.videos.append(_check_video(source, item_where))
-                request.metadata.append(_check_metadata(item.get("video_metadata"), item_where))
-                items.append({"type": "video"})
-            else:
-                raise ValueError(
-                    f"{where}, message {m}, item {i}: unsupported item type {kind!r}; this pipeline accepts "
-                    f"`video` and `text` items (e.g. `{{'type': 'video', 'video': 'clip.mp4'}}`)."
-                )
-        request.messages.append({**message, "content": items})
-    if not request.videos:
-        raise ValueError(
-            f"{where}: no video given. Add a `{{'type': 'video', 'video': <path or frames>}}` item to the chat."
-        )
-    return request
-
-
-def _plain_request(video: Any, text: Any, metadata: Any, where: str) -> _VideoRequest:
-    if video is None:
-        raise ValueError(f"{where}: no video given. Pass a video file path or a frame array as `videos`.")
-    if text is None:
-        raise ValueError(f"{where}: no question given. Pass it as `text=` (or use the chat format).")
-    if not isinstance(text, str):
-        raise TypeError(f"{where}: the question (`text`) must be a string, got {type(text).__name__}.")
-    content = [{"type": "video"}, {"type": "text", "text": text}]
-    return _VideoRequest(
-        messages=[{"role": "user", "content": content}],
-        videos=[_check_video(video, where)],
-        metadata=[_check_metadata(metadata, where)],
-    )
-
-
-def _dict_request(item: dict[str, Any], text: Any, metadata: Any, where: str) -> _VideoRequest:
-    unknown = sorted(set(item) - {"video", "text", "video_metadata"})
-    if unknown:
-        raise ValueError(
-            f"{where}: unknown key(s) {unknown} in the input dict; it takes `video`, `text` and `video_metadata`."
-        )
-    return _plain_request(
-        item.get("video"), item.get("text", text), item.get("video_metadata", metadata), where
-    )
-
-
 def _generate_runs_vreason(model: Any) -> bool:
     """
-    Whether the model's own `generate` takes `vreason_config`: a [`VReasonForConditionalGeneration`] (a V-Reason
-    model repo, also when loaded as remote code) runs V-Reason with its repo's knobs unless told otherwise.
+    Whether the model's own `generate` takes `vreason_config`: the `custom_generate/generate.py` of a V-Reason model
+    repo loaded with `trust_remote_code=True`, which decodes with the repo's knobs unless told otherwise.
     """
     try:
         return "vreason_config" in inspect.signature(model.generate).parameters
@@ -190,15 +68,36 @@ def _generate_runs_vreason(model: Any) -> bool:
         return False
 
 
+def _full_text(request: VideoRequest, answer: str, continue_final: bool) -> str | list[dict[str, Any]]:
+    """The input followed by the answer, as `image-text-to-text` writes it: string in, string out; chat in, chat out."""
+    if not request.is_chat:
+        return request.input_text + answer
+    messages = list(request.input_text)
+    if not continue_final:
+        return [*messages, {"role": "assistant", "content": answer}]
+    # A prefill: the answer continues the last message.
+    last = messages[-1]
+    content = last["content"]
+    if isinstance(content, str):
+        content = content + answer
+    elif content and isinstance(content[-1], dict) and content[-1].get("type") == "text":
+        content = [*content[:-1], {**content[-1], "text": content[-1]["text"] + answer}]
+    else:
+        content = [*content, {"type": "text", "text": answer}]
+    return [*messages[:-1], {"role": last["role"], "content": content}]
+
+
 class VideoTextToTextPipeline(Pipeline):
     r"""
     Video-text-to-text pipeline using an `AutoModelForImageTextToText` video LMM (Qwen2-VL, Qwen2.5-VL, Qwen3-VL,
-    LLaVA-OneVision, ...). It answers a question about a video, decoding with V-Reason by default.
+    LLaVA-OneVision, ...). It answers a question about a video, decoding with V-Reason by default. Inputs and outputs
+    follow transformers' `image-text-to-text` pipeline; V-Reason's options (`vreason=`, `return_traces=`) and
+    `num_generated_tokens` come on top.
 
-    Videos given as file paths are decoded with [`~vreason_hf.video.load_video`] (decord, or PyAV where decord is
-    not installed); the frames and their `VideoMetadata` go to the processor together, so models whose temporal
-    positions depend on the frame rate (Qwen2.5-VL) or that write timestamps into the prompt (Qwen3-VL) see the
-    clip's real timing. Frames are always pre-sampled, so the processor is called with `do_sample_frames=False`.
+    Videos given as file paths or URLs are decoded with [`~vreason_hf.video.load_video`] (decord, or PyAV where
+    decord is not installed); the frames and their `VideoMetadata` go to the processor together, so models whose
+    temporal positions depend on the frame rate (Qwen2.5-VL) or that write timestamps into the prompt (Qwen3-VL) see
+    the clip's real timing. Frames are always pre-sampled, so the processor is called with `do_sample_frames=False`.
 
     Importing `vreason_hf` registers this pipeline under the task `"video-text-to-text"`, so
     `transformers.pipeline("video-text-to-text", model=...)` builds it.
@@ -213,8 +112,11 @@ class VideoTextToTextPipeline(Pipeline):
     >>> from transformers import pipeline
 
     >>> pipe = pipeline("video-text-to-text", model="Qwen/Qwen2.5-VL-3B-Instruct")
-    >>> answer = pipe("clip.mp4", text="What happens in the video?", num_frames=16, max_new_tokens=128)
-    >>> answer["generated_text"], answer["num_generated_tokens"]
+    >>> messages = [
+    ...     {"role": "user", "content": [{"type": "video", "path": "clip.mp4"}, {"type": "text", "text": "Why?"}]}
+    ... ]
+    >>> out = pipe(text=messages, max_new_tokens=128, return_full_text=False)
+    >>> out[0]["generated_text"], out[0]["num_generated_tokens"]
 
     >>> # Plain decoding, a batch of two clips, and the entropy traces of V-Reason:
     >>> pipe(["a.mp4", "b.mp4"], text="Describe the video.", vreason=False, batch_size=2)
@@ -251,8 +153,10 @@ class VideoTextToTextPipeline(Pipeline):
         max_frames: int | None = _UNSET,
         video_backend: str | None = None,
         processor_kwargs: dict[str, Any] | None = None,
+        continue_final_message: bool | None = None,
         vreason: bool | VReasonConfig | dict[str, Any] | None = None,
         return_traces: bool | None = None,
+        return_full_text: bool | None = None,
         skip_special_tokens: bool | None = None,
         clean_up_tokenization_spaces: bool | None = None,
         **kwargs: Any,
@@ -272,13 +176,14 @@ class VideoTextToTextPipeline(Pipeline):
             ("max_frames", max_frames),
             ("video_backend", video_backend),
             ("processor_kwargs", processor_kwargs),
+            ("continue_final_message", continue_final_message),
         ):
             if value is not None and value is not _UNSET:
                 preprocess_params[name] = value
         if max_frames is None:
             preprocess_params["max_frames"] = None
 
-        for name in ("prompt", "vreason_config"):
+        for name in _RENAMED:
             if name in kwargs or (generate_kwargs and name in generate_kwargs):
                 raise ValueError(_RENAMED[name])
         generate_kwargs = {**(generate_kwargs or {})}
@@ -305,28 +210,32 @@ class VideoTextToTextPipeline(Pipeline):
             forward_params["return_traces"] = return_traces
             postprocess_params["return_traces"] = return_traces
 
-        if skip_special_tokens is not None:
-            postprocess_params["skip_special_tokens"] = skip_special_tokens
-        if clean_up_tokenization_spaces is not None:
-            postprocess_params["clean_up_tokenization_spaces"] = clean_up_tokenization_spaces
+        for name, value in (
+            ("return_full_text", return_full_text),
+            ("continue_final_message", continue_final_message),
+            ("skip_special_tokens", skip_special_tokens),
+            ("clean_up_tokenization_spaces", clean_up_tokenization_spaces),
+        ):
+            if value is not None:
+                postprocess_params[name] = value
         return preprocess_params, forward_params, postprocess_params
 
     @overload
     def __call__(
-        self, videos: _VideoSource | dict[str, Any], text: str | None = None, **kwargs: Any
-    ) -> dict[str, Any]: ...
+        self, videos: _VideoInput | dict[str, Any], text: str | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]]: ...
 
     @overload
     def __call__(
         self,
-        videos: list[_VideoSource] | list[dict[str, Any]],
+        videos: list[_VideoInput] | list[dict[str, Any]],
         text: str | list[str] | None = None,
         **kwargs: Any,
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[list[dict[str, Any]]]: ...
 
     def __call__(
         self,
-        videos: _VideoSource | dict[str, Any] | list[Any] | None = None,
+        videos: _VideoInput | dict[str, Any] | list[Any] | None = None,
         text: str | list[str] | list[dict[str, Any]] | None = None,
         *,
         video_metadata: VideoMetadata
@@ -335,7 +244,7 @@ class VideoTextToTextPipeline(Pipeline):
         | None = None,
         batch_size: int | None = None,
         **kwargs: Any,
-    ) -> dict[str, Any] | list[dict[str, Any]]:
+    ) -> list[dict[str, Any]] | list[list[dict[str, Any]]]:
         r"""
         Answer the question(s) about the video(s).
 
@@ -348,10 +257,11 @@ class VideoTextToTextPipeline(Pipeline):
                   `video_metadata`);
                 - a dict `{"video": <path or frames>, "text": <question>, "video_metadata": <optional>}`;
                 - a chat: a list of `{"role": ..., "content": [...]}` messages whose content items are
-                  `{"type": "video", "video": <path or frames>, "video_metadata": <optional>}` and
-                  `{"type": "text", "text": ...}`. A chat that ends with an assistant message is continued.
+                  `{"type": "text", "text": ...}` and video items naming the video under one of `path` (a file),
+                  `url` (an `http(s)://` URL, fetched as transformers does, a `file://` URL or a path) or `video` (a
+                  path or a frame array, with an optional `video_metadata`).
 
-                A list of inputs (or of chats) is a batch: its outputs come as a list, one per input.
+                A list of inputs (or of chats) is a batch: its outputs come as a list, one list per input.
             text (`str`, `list[str]`, or a chat, *optional*):
                 The question. One string applies to every video of a list; a list gives one per video. A chat may be
                 passed here instead of `videos`.
@@ -373,12 +283,19 @@ class VideoTextToTextPipeline(Pipeline):
             video_backend (`str`, *optional*, defaults to `"auto"`):
                 `"decord"`, `"pyav"` or `"auto"` (decord where installed).
             vreason (`bool`, `VReasonConfig` or `dict`, *optional*, defaults to `True`):
-                `True`: decode with V-Reason, with the knobs of a V-Reason model repo (see
-                [`~vreason_hf.save_vreason_model`]) or else the [`VReasonConfig`] defaults. `False`: plain decoding.
-                A `VReasonConfig` replaces those knobs; a `dict` overrides some of them.
+                `True`: decode with V-Reason, with the knobs stored in the model's generation config (a V-Reason model
+                repo's, see [`~vreason_hf.save_vreason_model`]) or else the [`VReasonConfig`] defaults. A `dict`
+                overrides some of those knobs; a `VReasonConfig` replaces them. `False`: plain decoding.
             return_traces (`bool`, *optional*, defaults to `False`):
                 Also return V-Reason's per-token traces (needs V-Reason; `vreason={"num_steps": 0}` gives the
                 traces of plain decoding).
+            return_full_text (`bool`, *optional*, defaults to `True`):
+                As in `image-text-to-text`: `generated_text` is the input followed by the answer (the question
+                string plus the answer; for a chat, the chat with the answer as a new assistant message, or appended
+                to a final assistant message being continued). `False`: the answer only.
+            continue_final_message (`bool`, *optional*):
+                Continue the chat's last message instead of starting a new assistant turn; by default `True` exactly
+                when the last message is an assistant's (a prefill).
             max_new_tokens (`int`, *optional*):
                 Maximum number of generated tokens (256 unless the model's generation config sets it).
             generate_kwargs (`dict`, *optional*):
@@ -387,14 +304,16 @@ class VideoTextToTextPipeline(Pipeline):
             processor_kwargs (`dict`, *optional*):
                 Extra arguments for the processor call (e.g. `{"max_pixels": 128 * 28 * 28}` for Qwen-VL models).
             skip_special_tokens (`bool`, *optional*, defaults to `True`):
-                Whether to drop special tokens from `generated_text`.
+                Whether to drop special tokens from the answer.
             clean_up_tokenization_spaces (`bool`, *optional*):
                 Passed to the tokenizer's `decode`.
 
         Return:
-            A `dict` per input (a list of them for a list of inputs) with:
+            For one input a list with one `dict`, for a list of inputs a list of such lists, as `image-text-to-text`
+            returns them, each `dict` with:
 
-            - **generated_text** (`str`) -- The answer.
+            - **input_text** (`str` or `list[dict]`) -- The question, or the chat, as given.
+            - **generated_text** (`str` or `list[dict]`) -- The answer (see `return_full_text`).
             - **num_generated_tokens** (`int`) -- Tokens generated, up to and including the first end-of-sequence
               token.
             - **entropies**, **ema_entropies**, **alphas** (`list[float]`, with `return_traces=True`) -- V-Reason's
@@ -407,97 +326,47 @@ class VideoTextToTextPipeline(Pipeline):
             )
         if "prompt" in kwargs:
             raise ValueError(_RENAMED["prompt"])
-        requests, single = self._collect(videos, text, video_metadata)
+        requests, single = collect_requests(videos, text, video_metadata)
         if batch_size is None:
             batch_size = self._batch_size or 1
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
-        outputs: list[dict[str, Any]] = []
+        outputs: list[list[dict[str, Any]]] = []
         for start in range(0, len(requests), batch_size):
-            outputs.extend(super().__call__(_VideoBatch(requests[start : start + batch_size]), **kwargs))
+            outputs.extend(super().__call__(VideoBatch(requests[start : start + batch_size]), **kwargs))
         return outputs[0] if single else outputs
 
-    def _collect(self, videos: Any, text: Any, video_metadata: Any) -> tuple[list[_VideoRequest], bool]:
-        """Normalise the call's inputs into requests (no decoding yet); returns them and whether the input was single."""
-        if _is_chat(videos) or _is_chat_list(videos):
-            if text is not None:
-                raise ValueError(
-                    "Got a chat and a separate `text`: put the question inside the chat, as a "
-                    "`{'type': 'text', 'text': ...}` item."
-                )
-            videos, text = None, videos
-        if _is_chat(text) or _is_chat_list(text):
-            if videos is not None:
-                raise ValueError(
-                    "Got a chat and separate `videos`: put each video inside the chat, as a "
-                    "`{'type': 'video', 'video': <path or frames>}` item."
-                )
-            if video_metadata is not None:
-                raise ValueError(
-                    "`video_metadata` does not apply to chats: put it in the video item, "
-                    "`{'type': 'video', 'video': frames, 'video_metadata': metadata}`."
-                )
-            if _is_chat(text):
-                return [_parse_chat(text, "The chat")], True
-            return [_parse_chat(chat, f"Chat {i}") for i, chat in enumerate(text)], False
-
-        if isinstance(videos, list | tuple):
-            if not videos:
-                raise ValueError("Got an empty list of videos.")
-            count = len(videos)
-            texts = self._broadcast("text", text, count)
-            metadata = self._broadcast("video_metadata", video_metadata, count)
-            requests = []
-            for i, (video, question, meta) in enumerate(zip(videos, texts, metadata, strict=True)):
-                where = f"Input {i}"
-                if isinstance(video, dict):
-                    requests.append(_dict_request(video, question, meta, where))
-                else:
-                    requests.append(_plain_request(video, question, meta, where))
-            return requests, False
-        if isinstance(text, list | tuple):
-            raise ValueError(
-                f"Got {len(text)} questions for a single video: pass a list of videos of the same length, or one "
-                f"question string."
-            )
-        if isinstance(videos, dict):
-            return [_dict_request(videos, text, video_metadata, "The input")], True
-        return [_plain_request(videos, text, video_metadata, "The input")], True
-
-    @staticmethod
-    def _broadcast(name: str, value: Any, count: int) -> list[Any]:
-        if isinstance(value, list | tuple):
-            if len(value) != count:
-                raise ValueError(
-                    f"Got {count} videos but {len(value)} values of `{name}`: give one per video."
-                )
-            return list(value)
-        return [value] * count
-
-    @staticmethod
-    def _resolve_vreason(vreason: bool | VReasonConfig | dict[str, Any]) -> VReasonConfig | None:
-        """The V-Reason config of a call on a plain model (`None` for plain decoding)."""
+    def _resolve_vreason(
+        self,
+        vreason: bool | VReasonConfig | dict[str, Any],
+        generation_config: GenerationConfig | None = None,
+    ) -> VReasonConfig | None:
+        """The V-Reason config of a call (`None` for plain decoding), with the model's stored knobs as defaults."""
         if vreason is False:
             return None
         if vreason is True:
-            return VReasonConfig()
-        if isinstance(vreason, VReasonConfig | dict):
-            return as_vreason_config(vreason)
-        raise TypeError(
-            f"`vreason` must be True (V-Reason with the model's or default knobs), False (plain decoding), a "
-            f"VReasonConfig or a dict of its knobs, got {type(vreason).__name__}."
-        )
+            vreason = {}
+        if (
+            not isinstance(vreason, VReasonConfig | dict)
+            and getattr(vreason, "model_type", None) != "vreason"
+        ):
+            raise TypeError(
+                f"`vreason` must be True (V-Reason with the model's stored or the default knobs), False (plain "
+                f"decoding), a VReasonConfig or a dict of its knobs, got {type(vreason).__name__}."
+            )
+        return resolve_vreason_config(vreason, self.model, generation_config)
 
     def preprocess(
         self,
-        inputs: _VideoBatch,
+        inputs: VideoBatch,
         num_frames: int | None = None,
         fps: float | None = None,
         max_frames: int | None = _UNSET,
         video_backend: str = "auto",
         processor_kwargs: dict[str, Any] | None = None,
+        continue_final_message: bool | None = None,
     ) -> dict[str, Any]:
-        if not isinstance(inputs, _VideoBatch):
+        if not isinstance(inputs, VideoBatch):
             raise TypeError(
                 f"Call the pipeline (`pipe(videos, text=...)`) rather than `preprocess`; got {type(inputs).__name__}."
             )
@@ -510,8 +379,8 @@ class VideoTextToTextPipeline(Pipeline):
         texts, videos, metadata = [], [], []
         for request in inputs.requests:
             for source, meta in zip(request.videos, request.metadata, strict=True):
-                if isinstance(source, str | os.PathLike):
-                    frames, meta = load_video(
+                if isinstance(source, str | os.PathLike | RemoteVideo):
+                    frames, meta = decode_video(
                         source, num_frames=num_frames, fps=fps, max_frames=max_frames, backend=video_backend
                     )
                 else:
@@ -532,7 +401,9 @@ class VideoTextToTextPipeline(Pipeline):
                 # Processors may write into the metadata (e.g. a default fps): give them a copy.
                 metadata.append(copy.deepcopy(meta))
             # An assistant message at the end is a prefill to continue rather than a finished turn.
-            continue_final = request.messages[-1]["role"] == "assistant"
+            continue_final = continue_final_message
+            if continue_final is None:
+                continue_final = request.messages[-1]["role"] == "assistant"
             texts.append(
                 self.processor.apply_chat_template(
                     request.messages,
@@ -561,7 +432,7 @@ class VideoTextToTextPipeline(Pipeline):
                     f"frames for each (`num_frames=`) or use `batch_size=1`."
                 ) from err
             raise
-        return dict(model_inputs.to(dtype=self.dtype))
+        return {**model_inputs.to(dtype=self.dtype), "requests": inputs.requests}
 
     @staticmethod
     def _default_metadata(frames: np.ndarray | torch.Tensor) -> VideoMetadata:
@@ -576,27 +447,23 @@ class VideoTextToTextPipeline(Pipeline):
         vreason: bool | VReasonConfig | dict[str, Any] = True,
         return_traces: bool = False,
     ) -> dict[str, Any]:
-        config = self._resolve_vreason(vreason)
+        requests = model_inputs.pop("requests")
+        generate_kwargs = self._prepare_generate_kwargs(generate_kwargs or {}, return_dict_in_generate=True)
+        config = self._resolve_vreason(vreason, generate_kwargs.get("generation_config"))
         if return_traces and config is None:
             raise ValueError(
                 "`return_traces=True` needs V-Reason, which computes the traces, but `vreason=False`. For the traces "
                 "of plain decoding pass `vreason={'num_steps': 0}` (its tokens equal plain decoding's)."
             )
-        generate_kwargs = self._prepare_generate_kwargs(generate_kwargs or {}, return_dict_in_generate=True)
         if config is not None and "custom_generate" in generate_kwargs:
             raise ValueError(
                 "`custom_generate` replaces the decoding loop, and V-Reason is one: pass `vreason=False` to decode "
                 "with another loop."
             )
         if _generate_runs_vreason(self.model):
-            # A V-Reason model decodes with its repo's knobs unless given others: a dict overrides some of them, `None`
-            # decodes plainly. Knobs cross as a dict, since a remote-code model checks against its own config class.
-            if vreason is False:
-                generate_kwargs["vreason_config"] = None
-            elif vreason is not True:
-                generate_kwargs["vreason_config"] = (
-                    vreason.knobs() if isinstance(vreason, VReasonConfig) else vreason
-                )
+            # The model's own `generate` is a V-Reason repo's: hand it this call's knobs, in full (a dict, since a
+            # remote-code recipe checks them against its own config class), or `None` for plain decoding.
+            generate_kwargs["vreason_config"] = None if config is None else config.knobs()
         elif config is not None:
             # `generate` does not hand `streamer` to a callable `custom_generate`; the loop takes it under this name.
             if "streamer" in generate_kwargs:
@@ -611,6 +478,7 @@ class VideoTextToTextPipeline(Pipeline):
             eos = self.model.generation_config.eos_token_id
         prompt_length = model_inputs["input_ids"].shape[1]
         result = {
+            "requests": requests,
             "generated_ids": output.sequences[:, prompt_length:],  # (batch, generated_length)
             "eos_token_ids": [] if eos is None else ([eos] if isinstance(eos, int) else list(eos)),
         }
@@ -627,31 +495,38 @@ class VideoTextToTextPipeline(Pipeline):
     def postprocess(
         self,
         model_outputs: dict[str, Any],
+        return_full_text: bool = True,
+        continue_final_message: bool | None = None,
         return_traces: bool = False,
         skip_special_tokens: bool = True,
         clean_up_tokenization_spaces: bool | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[list[dict[str, Any]]]:
         generated = model_outputs["generated_ids"]
         eos = torch.tensor(model_outputs["eos_token_ids"], dtype=generated.dtype)
-        records = []
-        for row, tokens in enumerate(generated):
+        outputs = []
+        for row, (request, tokens) in enumerate(zip(model_outputs["requests"], generated, strict=True)):
             # Rows that finished early are padded after their end-of-sequence token: count up to and including it.
             ends = torch.isin(tokens, eos).nonzero()
             length = int(ends[0]) + 1 if len(ends) else len(tokens)
+            answer = self.processor.tokenizer.decode(
+                tokens[:length],
+                skip_special_tokens=skip_special_tokens,
+                clean_up_tokenization_spaces=clean_up_tokenization_spaces,
+            )
+            continue_final = continue_final_message
+            if continue_final is None:
+                continue_final = request.messages[-1]["role"] == "assistant"
             record = {
-                "generated_text": self.processor.tokenizer.decode(
-                    tokens[:length],
-                    skip_special_tokens=skip_special_tokens,
-                    clean_up_tokenization_spaces=clean_up_tokenization_spaces,
-                ),
+                "input_text": request.input_text,
+                "generated_text": _full_text(request, answer, continue_final) if return_full_text else answer,
                 "num_generated_tokens": length,
             }
             if return_traces:
                 for name in _TRACE_NAMES:
                     record[name] = model_outputs[name][row, :length].tolist()
                 record["optimizer_steps"] = int(model_outputs["optimizer_steps"][row])
-            records.append(record)
-        return records
+            outputs.append([record])
+        return outputs
 
 
 def register_video_text_to_text_pipeline() -> None:
