@@ -145,9 +145,10 @@ def test_pipeline_shared_by_threads(setup, real_clip):
     pipe = pipeline(TASK, model=model, processor=processor)
     common = {"num_frames": 8, "max_new_tokens": NEW_TOKENS, "return_traces": True}
     jobs = [
-        lambda: pipe(real_clip, text=QUESTIONS[0], vreason=KNOBS, **common),
-        lambda: pipe(real_clip, text=QUESTIONS[1], vreason={"lr": 0.1}, **common),
-        lambda: pipe(real_clip, text=QUESTIONS[2], vreason=False, num_frames=8, max_new_tokens=NEW_TOKENS),
+        # One input gives a list of one answer (the image-text-to-text convention).
+        lambda: pipe(real_clip, text=QUESTIONS[0], vreason=KNOBS, **common)[0],
+        lambda: pipe(real_clip, text=QUESTIONS[1], vreason={"lr": 0.1}, **common)[0],
+        lambda: pipe(real_clip, text=QUESTIONS[2], vreason=False, num_frames=8, max_new_tokens=NEW_TOKENS)[0],
     ]
     solo = [job() for job in jobs]
     for together in _together(jobs):
