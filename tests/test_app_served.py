@@ -47,6 +47,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# The status line's text (without Gradio's progress timer, which shares its box while a request is pending).
+STATUS = '#status [data-testid="markdown"]'
 _BIN = Path(sys.executable).with_name("vreason")
 VREASON = str(_BIN) if _BIN.is_file() else shutil.which("vreason")
 needs_chromium = pytest.mark.skipif(
@@ -110,7 +112,7 @@ class _Server:
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory, tiny_qwen2_5_vl) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-qwen2_5_vl")
+    folder = tmp_path_factory.mktemp("models") / "tiny-random-qwen2.5-vl"
     model, processor = tiny_qwen2_5_vl
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
@@ -216,13 +218,26 @@ def _ask(page, video: Path | None, question: str) -> None:
         page.set_input_files("#video input[type=file]", str(video))
         page.wait_for_selector("#video video")  # uploaded: the player shows it
     page.fill("#question textarea", question)
+    _run(page)
+
+
+def _run(page) -> None:
+    """Click "Compare" and wait until the status line has left the previous request's outcome."""
+    from playwright.sync_api import expect
+
+    status = page.locator(STATUS)
+    previous = status.inner_text().strip()
     page.click("#run")
+    if previous:
+        expect(status).not_to_have_text(previous, timeout=30_000)
 
 
 def _wait_done(page) -> None:
     from playwright.sync_api import expect
 
-    expect(page.locator("#status")).to_contain_text("Done", timeout=90_000)
+    status = page.locator(STATUS)
+    expect(status).to_contain_text(re.compile("Done|Error:"), timeout=90_000)
+    assert status.inner_text().strip().startswith("Done"), status.inner_text()
     page.wait_for_function(
         "() => { const i = document.querySelector('#plot img'); return i && i.complete && i.naturalWidth > 0; }"
     )
@@ -260,7 +275,7 @@ def test_page_answers_with_both_columns_and_the_plot(servers, browser, reference
         assert numbers, text
         expected = (len(answer.token_ids), answer.optimizer_steps)
         assert (int(numbers[1]), int(numbers[2])) == expected, _stats(answer)
-    assert "Adam steps" in page.inner_text("#status")
+    assert "Adam steps" in page.inner_text(STATUS)
 
     plot = _pixels(page.locator("#plot img").screenshot())
     assert plot.std() > 10
@@ -285,7 +300,7 @@ def test_bad_input_shows_one_error_line_and_the_app_keeps_serving(
     _ask(page, corrupt, QUESTION)
     from playwright.sync_api import expect
 
-    status = page.locator("#status")
+    status = page.locator(STATUS)
     expect(status).to_contain_text("Error:", timeout=60_000)
     line = status.inner_text().strip()
     assert "\n" not in line and "Could not read 'corrupt.mp4' as a video" in line  # the file's own name
@@ -294,7 +309,7 @@ def test_bad_input_shows_one_error_line_and_the_app_keeps_serving(
     # Same page, a good clip from the examples: answered as usual.
     page.locator(".gallery-item").first.click()
     page.fill("#question textarea", QUESTION)
-    page.click("#run")
+    _run(page)
     _wait_done(page)
     assert page.input_value("#vreason textarea") == reference[1].text
     page.close()
@@ -353,8 +368,8 @@ def test_a_model_that_cannot_load_is_one_line_in_the_page(browser, real_clip, tm
         _ask(page, real_clip, QUESTION)
         from playwright.sync_api import expect
 
-        expect(page.locator("#status")).to_contain_text("Cannot load the model", timeout=60_000)
-        assert "no-such-model" in page.inner_text("#status")
+        expect(page.locator(STATUS)).to_contain_text("Cannot load the model", timeout=60_000)
+        assert "no-such-model" in page.inner_text(STATUS)
         page.close()
         client = gradio_client.Client(demo.local_url, verbose=False)
         for _ in range(2):  # still serving, same answer

@@ -4,9 +4,9 @@ and a live entropy plot out; plus the `/compare` API endpoint for `gradio_client
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -61,6 +61,13 @@ def _error_line(error: BaseException, video: Any = None) -> str:
     return line.replace(str(video), Path(video).name) if video else line
 
 
+def _model_label(model_id: str) -> str:
+    """A Hub id as a link; a local folder by its name only (the page does not show the server's paths)."""
+    if Path(model_id).expanduser().exists():
+        return f"`{Path(model_id).name}` (a local folder)"
+    return f"[`{model_id}`](https://huggingface.co/{model_id})"
+
+
 def _whole(value: Any) -> Any:
     """Gradio's numbers and sliders may send `2.0` for 2; `VReasonConfig` validates the rest."""
     return int(value) if isinstance(value, float) and value.is_integer() else value
@@ -74,16 +81,11 @@ class _App:
         self.num_frames, self.max_new_tokens = num_frames, max_new_tokens
 
     def _answers(
-        self,
-        video: Any,
-        question: Any,
-        config: VReasonConfig,
-        num_frames: int,
-        max_new_tokens: int,
-        stop: Any,
-    ) -> Iterator[tuple[Answer, Answer]]:
+        self, video: Any, question: Any, config: VReasonConfig, num_frames: int, max_new_tokens: int
+    ) -> contextlib.closing[Iterator[tuple[Answer, Answer]]]:
+        """The comparison as a context manager: leaving it (done, failed, or the visitor left) stops decoding."""
         model, processor = self.slot.get()
-        return compare_answers(
+        answers = compare_answers(
             model,
             processor,
             video,
@@ -91,8 +93,8 @@ class _App:
             vreason_config=config,
             num_frames=num_frames,
             max_new_tokens=max_new_tokens,
-            stop=stop,
         )
+        return contextlib.closing(answers)
 
     def stream(
         self,
@@ -110,50 +112,52 @@ class _App:
         import gradio as gr
 
         yield "Preparing …", "", "", "", "", None
-        stop = threading.Event()
-        plotted_at, answers = 0.0, None
         try:
             knobs = {
                 "update_every": _whole(update_every),
                 "num_steps": _whole(num_steps),
-                "lr": float(lr) if isinstance(lr, int | float) and not isinstance(lr, bool) else lr,
+                "lr": float(lr) if type(lr) is int else lr,
                 "alpha_schedule": alpha_schedule,
                 "lite": bool(lite),
             }
             config = VReasonConfig(**{**self.config.knobs(), **knobs})
             if not self.slot.loaded:
                 yield f"Loading the model {self.slot.name} (first request only) …", *(gr.skip(),) * 5
-            answers_so_far = self._answers(
-                video, question, config, _whole(num_frames), _whole(max_new_tokens), stop
-            )
-            for plain, vreason in answers_so_far:
-                answers = (plain, vreason)
-                current = vreason if plain.done else plain
-                now = time.perf_counter()
-                redraw = current.done or now - plotted_at >= PLOT_EVERY_S
-                if redraw:
-                    plotted_at = now
-                status = f"Decoding: {current.label}, token {len(current.token_ids)} …"
-                if vreason.done:
-                    status = (
-                        f"Done: plain {len(plain.token_ids)} tokens in {plain.seconds:.2f} s; {vreason.label} "
-                        f"{len(vreason.token_ids)} tokens in {vreason.seconds:.2f} s, "
-                        f"{vreason.optimizer_steps} Adam steps."
-                    )
-                yield (
-                    status,
-                    plain.text,
-                    _stats(plain),
-                    vreason.text,
-                    _stats(vreason) if vreason.token_ids or vreason.done else "",
-                    plot_answers(answers) if redraw else gr.skip(),
-                )
+            with self._answers(
+                video, question, config, _whole(num_frames), _whole(max_new_tokens)
+            ) as answers:
+                yield from self._updates(answers)
         except Exception as error:
             self._log(error)
-            plot = plot_answers(answers) if answers is not None else gr.skip()
-            yield f"**Error:** {_error_line(error, video)}", *(gr.skip(),) * 4, plot
-        finally:
-            stop.set()
+            yield f"**Error:** {_error_line(error, video)}", *(gr.skip(),) * 5
+
+    @staticmethod
+    def _updates(answers: Iterator[tuple[Answer, Answer]]) -> Iterator[tuple[Any, ...]]:
+        """Page updates for each snapshot of the two columns; the plot is redrawn at most every `PLOT_EVERY_S`."""
+        import gradio as gr
+
+        plotted_at = 0.0
+        for plain, vreason in answers:
+            current = vreason if plain.done else plain
+            now = time.perf_counter()
+            redraw = current.done or now - plotted_at >= PLOT_EVERY_S
+            if redraw:
+                plotted_at = now
+            status = f"Decoding: {current.label}, token {len(current.token_ids)} …"
+            if vreason.done:
+                status = (
+                    f"Done: plain {len(plain.token_ids)} tokens in {plain.seconds:.2f} s; {vreason.label} "
+                    f"{len(vreason.token_ids)} tokens in {vreason.seconds:.2f} s, "
+                    f"{vreason.optimizer_steps} Adam steps."
+                )
+            yield (
+                status,
+                plain.text,
+                _stats(plain),
+                vreason.text,
+                _stats(vreason) if vreason.token_ids or vreason.done else "",
+                plot_answers((plain, vreason)) if redraw else gr.skip(),
+            )
 
     def compare(self, video: str | None, question: str | None) -> tuple[str, str, Any]:
         """`/compare`: (video, question) -> (plain answer, V-Reason answer, plot), with the app's default knobs."""
@@ -161,10 +165,9 @@ class _App:
 
         answers = None
         try:
-            for answers in self._answers(  # noqa: B007  (the last snapshot is the finished pair)
-                video, question, self.config, self.num_frames, self.max_new_tokens, threading.Event()
-            ):
-                pass
+            with self._answers(video, question, self.config, self.num_frames, self.max_new_tokens) as stream:
+                for answers in stream:  # noqa: B007  (the last snapshot is the finished pair)
+                    pass
         except Exception as error:
             self._log(error)
             raise gr.Error(_error_line(error, video), print_exception=False) from None
@@ -258,7 +261,7 @@ def build_app(
 
     with gr.Blocks(title="V-Reason: plain vs. V-Reason decoding", analytics_enabled=False) as demo:
         gr.Markdown(_INTRO, latex_delimiters=[])
-        gr.Markdown(f"Model: `{model_id}`", latex_delimiters=[], elem_id="model")
+        gr.Markdown(f"Model: {_model_label(model_id)}", latex_delimiters=[], elem_id="model")
         with gr.Row(equal_height=False):
             with gr.Column():
                 video = gr.Video(label="Video", sources=["upload"], elem_id="video")
