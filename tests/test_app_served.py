@@ -213,10 +213,26 @@ def _open(browser, url):
     return page
 
 
+def _wait_video(page, name: str) -> None:
+    """Wait until the video input holds the file `name` (an upload or an example is set asynchronously)."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#video video")).to_have_attribute("src", re.compile(re.escape(name) + "$"))
+
+
+def _upload(page, video: Path) -> None:
+    page.set_input_files("#video input[type=file]", str(video))
+    _wait_video(page, video.name)
+
+
+def _pick_example(page, video: Path) -> None:
+    page.locator(".gallery-item").first.click()
+    _wait_video(page, video.name)
+
+
 def _ask(page, video: Path | None, question: str) -> None:
     if video is not None:
-        page.set_input_files("#video input[type=file]", str(video))
-        page.wait_for_selector("#video video")  # uploaded: the player shows it
+        _upload(page, video)
     page.fill("#question textarea", question)
     _run(page)
 
@@ -307,7 +323,7 @@ def test_bad_input_shows_one_error_line_and_the_app_keeps_serving(
     _ask(page, None, "   ")
     expect(status).to_contain_text("The question is empty", timeout=60_000)
     # Same page, a good clip from the examples: answered as usual.
-    page.locator(".gallery-item").first.click()
+    _pick_example(page, real_clip)
     page.fill("#question textarea", QUESTION)
     _run(page)
     _wait_done(page)
@@ -319,9 +335,8 @@ def test_bad_input_shows_one_error_line_and_the_app_keeps_serving(
 def test_two_pages_at_once_each_get_the_solo_answers(servers, browser, reference, real_clip):
     # Runs two generations on one model at the same time (--concurrency-limit 2): needs the thread-safe core.
     pages = [_open(browser, servers["app"].url) for _ in range(2)]
-    pages[0].set_input_files("#video input[type=file]", str(real_clip))
-    pages[0].wait_for_selector("#video video")
-    pages[1].locator(".gallery-item").first.click()
+    _upload(pages[0], real_clip)
+    _pick_example(pages[1], real_clip)
     for page in pages:
         page.fill("#question textarea", QUESTION)
     for page in pages:
