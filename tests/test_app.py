@@ -285,3 +285,35 @@ def test_space_folder_does_not_overwrite_without_asking(tmp_path):
     assert (
         tmp_path / "requirements.txt"
     ).read_text() == "vreason-hf[app] @ git+https://example.org/vreason-hf\n"
+
+
+# --------------------------------------------------------------------------------------------- commands
+def _call(argv, capsys):
+    from vreason_hf.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def test_export_space_errors_are_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "local-model").mkdir()
+    code, err = _call(["export-space", "space", "--model", "local-model"], capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 1 and len(lines) == 1
+    assert lines[0].startswith("Error: `model_id` (CLI: `--model`) 'local-model' is a local folder")
+
+
+def test_app_on_a_taken_port_is_one_line(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = ["app", "--model", str(tmp_path / "unused"), "--port", str(port), "--device", "cpu"]
+        code, err = _call(argv, capsys)
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert code == 1 and "Traceback" not in err
+    assert errors == [errors[0]] and f"Cannot serve on 127.0.0.1:{port}" in errors[0]

@@ -778,7 +778,11 @@ def app_command(
             device_map=device_map,
             trust_remote_code=trust_remote_code,
         )
-        demo.launch(server_name=host, server_port=port, share=False)
+        try:
+            demo.launch(server_name=host, server_port=port, share=False)
+        except OSError as error:  # e.g. the port is taken
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise ValueError(f"Cannot serve on {host}:{port or 'default port'}: {first}") from error
 
 
 @app.command("export-space")

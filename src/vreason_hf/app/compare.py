@@ -74,10 +74,11 @@ class ModelSlot:
         logger.info("Loading the model %s ...", self.name)
         try:
             model, processor = self._loader()
-        except Exception as error:  # any failure: one line in the page, the traceback in the log
+        except Exception as error:  # any failure: one line in the page and the log (traceback at debug level)
             first = (str(error).strip().splitlines() or [type(error).__name__])[0]
             self._error = f"Cannot load the model {self.name!r}: {first}"
-            logger.exception("Cannot load the model %s.", self.name)
+            logger.error(self._error)
+            logger.debug("Traceback of the failed load of %s:", self.name, exc_info=error)
             return
         if not is_multimodal(processor) or getattr(processor, "video_processor", None) is None:
             self._error = (
