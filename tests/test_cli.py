@@ -26,7 +26,7 @@ VREASON = str(_BIN) if _BIN.is_file() else shutil.which("vreason")
 pytestmark = pytest.mark.skipif(
     VREASON is None, reason="the `vreason` console script is not installed (pip install -e .)"
 )
-COMMANDS = ("demo", "run", "eval", "plot", "export-recipe")
+COMMANDS = ("demo", "run", "eval", "plot", "export-recipe", "app", "export-space")
 FAST = ["--max-new-tokens", "4", "--num-frames", "4"]
 # One intra-op thread per child: tiny models gain nothing from more, and on a busy 2-core runner several
 # processes with 2 threads each spend most of their time contending for the cores.

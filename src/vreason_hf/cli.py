@@ -1,5 +1,5 @@
 # Copyright 2026 The vreason-hf contributors. Licensed under the Apache License, Version 2.0.
-"""The ``vreason`` command: ``demo``, ``run``, ``eval``, ``plot`` and ``export-recipe``.
+"""The ``vreason`` command: ``demo``, ``run``, ``eval``, ``plot``, ``export-recipe``, ``app`` and ``export-space``.
 
 Errors in user input (missing files, bad knobs, unknown dataset fields, conflicting options) print one line,
 ``Error: ...``, on stderr and exit with status 1 (2 for command-line syntax errors), without a traceback. Set
@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 import typer
 
+from .app import DEFAULT_MODEL as APP_MODEL  # a constant: `vreason_hf.app` imports torch and Gradio lazily
 from .configuration_vreason import VReasonConfig
 
 logger = logging.getLogger(__name__)
@@ -721,6 +722,114 @@ def export_recipe(
             "Use it with: model.generate(**inputs, custom_generate="
             + json.dumps(str(folder))
             + ", trust_remote_code=True)"
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# app, export-space
+# --------------------------------------------------------------------------------------------------
+
+AppFramesOption = Annotated[
+    int, typer.Option("--num-frames", help="Frames sampled uniformly from each video.")
+]
+AppTokensOption = Annotated[
+    int, typer.Option(help="Default of the page's max-new-tokens slider and of /compare.")
+]
+ConcurrencyOption = Annotated[
+    int, typer.Option(help="Requests decoded at the same time on the one model; more wait in Gradio's queue.")
+]
+ExampleOption = Annotated[
+    list[Path] | None,
+    typer.Option("--example", metavar="VIDEO", help="An example clip offered in the page; repeat."),
+]
+
+
+@app.command("app")
+@_with_knob_options
+def app_command(
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Hub id or local folder of a video LMM.")
+    ] = APP_MODEL,
+    host: Annotated[
+        str, typer.Option(help='Interface to listen on ("0.0.0.0": every interface).')
+    ] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port (default: 7860, or the next free one).")] = None,
+    example: ExampleOption = None,
+    num_frames: AppFramesOption = 16,
+    max_new_tokens: AppTokensOption = 256,
+    concurrency_limit: ConcurrencyOption = 1,
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
+    device_map: DeviceMapOption = None,
+    trust_remote_code: TrustOption = False,
+    knobs: dict[str, Any] | None = None,
+) -> None:
+    """Serve the comparison page: a video and a question in, plain and V-Reason answers side by side (Gradio)."""
+    with _user_errors():
+        from .app import build_app
+
+        demo = build_app(
+            model,
+            vreason_config=VReasonConfig(**(knobs or {})),
+            num_frames=num_frames,
+            max_new_tokens=max_new_tokens,
+            examples=example or (),
+            concurrency_limit=concurrency_limit,
+            device=device,
+            dtype=dtype,
+            device_map=device_map,
+            trust_remote_code=trust_remote_code,
+        )
+        try:
+            demo.launch(server_name=host, server_port=port, share=False)
+        except OSError as error:  # e.g. the port is taken
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise ValueError(f"Cannot serve on {host}:{port or 'default port'}: {first}") from error
+
+
+@app.command("export-space")
+@_with_knob_options
+def export_space(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to create: a Hugging Face Space (Gradio SDK).")],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Hub id of the video LMM the Space serves.")
+    ] = APP_MODEL,
+    example: ExampleOption = None,
+    num_frames: AppFramesOption = 16,
+    max_new_tokens: AppTokensOption = 256,
+    concurrency_limit: ConcurrencyOption = 1,
+    title: Annotated[str, typer.Option(help="The Space's title.")] = "V-Reason: plain vs. V-Reason decoding",
+    requirement: Annotated[
+        str | None,
+        typer.Option(
+            help="requirements.txt line installing vreason-hf (default: vreason-hf[app]==this version)."
+        ),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty folder.")] = False,
+    knobs: dict[str, Any] | None = None,
+) -> None:
+    """Write a folder ready to push as a Hugging Face Space serving the comparison page."""
+    with _user_errors():
+        from .app import build_space_dir
+
+        folder = build_space_dir(
+            out_dir,
+            model_id=model,
+            examples=example or (),
+            vreason_config=knobs,
+            num_frames=num_frames,
+            max_new_tokens=max_new_tokens,
+            concurrency_limit=concurrency_limit,
+            title=title,
+            requirement=requirement,
+            overwrite=overwrite,
+        )
+        typer.echo(f"Space folder: {folder}")
+        for name in sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()):
+            typer.echo(f"  {name}")
+        typer.echo(
+            f"Try it: cd {folder} && python app.py\n"
+            f"Push it: huggingface-cli upload <user>/<space> {folder} --repo-type space"
         )
 
 

@@ -96,6 +96,9 @@ def vreason_generate(
             A streamer (e.g. `TextStreamer`) that receives the prompt, then every generated token, then `end()`.
             `generate` does not hand its own `streamer=` argument to a callable `custom_generate` (transformers
             5.24), so pass it under this name; the Hub recipe and [`VReasonLogitsProcessor`] accept `streamer=`.
+            Optional live traces: if the streamer also has a method `put_traces(entropies, ema_entropies, alphas,
+            optimizer_steps)`, it is called once per generated token, just before `put` of that token, with CPU
+            tensors of shape `(batch,)`: the token's entries of the output's traces and the Adam steps so far.
         vreason_initial_state (`dict[str, torch.Tensor]`, *optional*):
             Start from this controller state instead of ΔV = 0 (see [`VReasonGenerateOutput.controller_state`]);
             it must come from the same input.
@@ -113,6 +116,7 @@ def vreason_generate(
     check_generation_config(generation_config)
     config = as_vreason_config(vreason_config)
     streamer = vreason_streamer if vreason_streamer is not None else streamer
+    put_traces = getattr(streamer, "put_traces", None)  # optional: live per-token traces (see the docstring)
 
     pad_token_id = generation_config._pad_token_tensor
     return_dict = generation_config.return_dict_in_generate
@@ -160,6 +164,9 @@ def vreason_generate(
             if has_eos_stopping_criteria:
                 next_tokens = torch.where(unfinished, next_tokens, pad_token_id)
             input_ids = torch.cat([input_ids, next_tokens[:, None]], dim=-1)  # (batch, length + 1)
+            if put_traces is not None:
+                latest = (engine.traces[name][-1].cpu() for name in ("entropies", "ema_entropies", "alphas"))
+                put_traces(*latest, engine.optimizer_steps.cpu())
             if streamer is not None:
                 streamer.put(next_tokens.cpu())
             unfinished = unfinished & ~stopping_criteria(input_ids, tuple(scores) or None)
