@@ -198,7 +198,9 @@ def test_cli_output_path_that_is_a_folder_is_one_line(model_dir, data_file, clip
 
 def test_cli_wrong_field_record_names_the_file_and_line(model_dir, data_file, clips, tmp_path, capsys):
     output = tmp_path / "r.jsonl"
-    output.write_text(json.dumps({"dataset": "bikes", "id": "000000-x", "mode": "vreason", "score": 1}) + "\n")
+    output.write_text(
+        json.dumps({"dataset": "bikes", "id": "000000-x", "mode": "vreason", "score": 1}) + "\n"
+    )
     code, _, err = _call(_eval(model_dir, data_file, output, clips), capsys)
     _one_line_error(code, err, str(output), "line 1", "missing field `problem_type`")
 
