@@ -83,7 +83,9 @@ class VReasonTokenCounts(TokenCounts):
 
 
 def _as_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
+    if isinstance(value, bool) or not (
+        isinstance(value, int) or (isinstance(value, str) and value.isdigit())
+    ):
         raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
     number = int(value)
     if number < 1:
@@ -166,14 +168,21 @@ class VReasonLMM(lmms):
                     "`vreason=False` decodes with the plain base model: the knobs %s are ignored.",
                     ", ".join(sorted(knobs)),
                 )
-        self.frames = dict(zip(("num_frames", "fps", "max_frames"), frame_sampling(num_frames, fps, max_frames)))
+        self.frames = dict(
+            zip(("num_frames", "fps", "max_frames"), frame_sampling(num_frames, fps, max_frames), strict=True)
+        )
         self.video_backend = video_backend
         self.max_new_tokens = _as_int("max_new_tokens", max_new_tokens)
         if isinstance(batch_size, str) and batch_size.startswith("auto"):
-            raise ValueError(f"`--batch_size {batch_size}` is not supported by `{MODEL_NAME}`: pass an integer.")
+            raise ValueError(
+                f"`--batch_size {batch_size}` is not supported by `{MODEL_NAME}`: pass an integer."
+            )
         self.batch_size_per_gpu = _as_int("batch_size", batch_size)
         if max_batch_size is not None:
-            logger.warning("`max_batch_size` only applies to `--batch_size auto`, which `%s` does not support.", MODEL_NAME)
+            logger.warning(
+                "`max_batch_size` only applies to `--batch_size auto`, which `%s` does not support.",
+                MODEL_NAME,
+            )
 
         world = int(os.environ.get("WORLD_SIZE", "1") or 1)
         if world > 1:
@@ -232,7 +241,9 @@ class VReasonLMM(lmms):
             for positions in groups.values():
                 for start in range(0, len(positions), self.batch_size):
                     chunk = positions[start : start + self.batch_size]
-                    for position, result in zip(chunk, self._answer([requests[p] for p in chunk]), strict=True):
+                    for position, result in zip(
+                        chunk, self._answer([requests[p] for p in chunk]), strict=True
+                    ):
                         results[position] = result
                     bar.update(len(chunk))
         return results
@@ -304,15 +315,23 @@ class VReasonLMM(lmms):
 
     def _frame_request(self) -> dict[str, Any]:
         num_frames, fps, max_frames = self.frames["num_frames"], self.frames["fps"], self.frames["max_frames"]
-        if num_frames is not None:  # as `vreason eval`: a shorter clip gives all its frames rather than an error
-            return {"num_frames": None, "fps": None, "max_frames": num_frames if max_frames is None else min(num_frames, max_frames)}
+        if (
+            num_frames is not None
+        ):  # as `vreason eval`: a shorter clip gives all its frames rather than an error
+            return {
+                "num_frames": None,
+                "fps": None,
+                "max_frames": num_frames if max_frames is None else min(num_frames, max_frames),
+            }
         return {"num_frames": None, "fps": fps, "max_frames": max_frames}
 
     def _generate_kwargs(self, gen_kwargs: dict[str, Any]) -> dict[str, Any]:
         for key in sorted(set(gen_kwargs) - _KNOWN_GEN_KWARGS - self._warned_gen_kwargs):
             self._warned_gen_kwargs.add(key)
             logger.warning("The task's generation kwarg `%s` is not used by the `%s` model.", key, MODEL_NAME)
-        kwargs: dict[str, Any] = {"max_new_tokens": int(gen_kwargs.get("max_new_tokens") or self.max_new_tokens)}
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": int(gen_kwargs.get("max_new_tokens") or self.max_new_tokens)
+        }
         temperature = float(gen_kwargs.get("temperature") or 0.0)
         if temperature > 0 or gen_kwargs.get("do_sample"):
             kwargs.update(do_sample=True, temperature=temperature or 1.0)
