@@ -16,7 +16,7 @@ import pytest
 
 from vreason_hf.cli import main
 from vreason_hf.eval import evaluate, load_samples, read_records
-from vreason_hf.testing import build_tiny_qwen2_5_vl
+from vreason_hf.testing import build_tiny_qwen2_5_vl, real_clip_path
 
 GENERATE = {"max_new_tokens": 3}
 
@@ -36,11 +36,11 @@ def _sample(path: str, problem_id: int, **overrides) -> dict:
 
 
 @pytest.fixture
-def clips(tmp_path, real_clip) -> Path:
-    """A folder with the real clip and a corrupt `.mp4` (random bytes)."""
+def clips(tmp_path) -> Path:
+    """A folder with a small real clip (176x144) and a corrupt `.mp4` (random bytes)."""
     folder = tmp_path / "clips"
     folder.mkdir()
-    shutil.copyfile(real_clip, folder / "good.mp4")
+    shutil.copyfile(real_clip_path("carphone_pristine.mp4"), folder / "good.mp4")
     (folder / "corrupt.mp4").write_bytes(bytes(range(256)) * 40)
     return folder
 

@@ -19,6 +19,7 @@ from vreason_hf.eval import evaluate, read_records, video_r1_results
 from vreason_hf.eval import runner as runner_module
 from vreason_hf.eval.generation import GenerationResult
 from vreason_hf.eval.records import results_paths
+from vreason_hf.testing import real_clip_path
 
 
 def _video_r1_entry(sample: dict, output: str) -> dict:
@@ -123,8 +124,8 @@ def scripted(monkeypatch):
     monkeypatch.setattr(runner_module, "generate_batch", generate_batch)
 
 
-def test_records_and_final_json_match_video_r1_field_by_field(tiny_qwen2_5_vl, real_clip, tmp_path, scripted):
-    shutil.copyfile(real_clip, tmp_path / "clip.mp4")
+def test_records_and_final_json_match_video_r1_field_by_field(tiny_qwen2_5_vl, tmp_path, scripted):
+    shutil.copyfile(real_clip_path("carphone_pristine.mp4"), tmp_path / "clip.mp4")
     (tmp_path / "missing-frames.mp4").write_bytes(b"\x00" * 1000)  # unreadable: the sample fails
     model, processor = tiny_qwen2_5_vl
     output = tmp_path / "results.jsonl"
@@ -165,9 +166,9 @@ def test_records_and_final_json_match_video_r1_field_by_field(tiny_qwen2_5_vl, r
 
 
 def test_results_written_before_video_r1_parity_are_upgraded_and_resumed(
-    tiny_qwen2_5_vl, real_clip, tmp_path, monkeypatch
+    tiny_qwen2_5_vl, tmp_path, monkeypatch
 ):
-    shutil.copyfile(real_clip, tmp_path / "clip.mp4")
+    shutil.copyfile(real_clip_path("carphone_pristine.mp4"), tmp_path / "clip.mp4")
     model, processor = tiny_qwen2_5_vl
     samples = SAMPLES[:2]
     output = tmp_path / "results.jsonl"

@@ -712,7 +712,7 @@ def eval_command(
         )
         summary = None
         try:
-            for name, samples in datasets:
+            for position, (name, samples) in enumerate(datasets):
                 summary = evaluate(
                     model_obj,
                     processor,
@@ -734,6 +734,7 @@ def eval_command(
                     video_r1_json=write_video_r1,
                     save_traces=traces,
                     progress=progress,
+                    warmup=position == 0,  # one-time costs are paid once per process
                 )
         except KeyboardInterrupt:
             typer.echo(
