@@ -32,6 +32,7 @@ __all__ = [
     "Prompt",
     "build_batch_inputs",
     "build_inputs",
+    "frame_request",
     "frame_sampling",
     "generate_answer",
     "generate_batch",
@@ -582,3 +583,21 @@ def frame_sampling(
     if num_frames is None and fps is None:
         return None, 2.0, 16 if max_frames is None else max_frames
     return num_frames, fps, max_frames
+
+
+def frame_request(
+    num_frames: int | None, fps: float | None, max_frames: int | None
+) -> dict[str, int | float | None]:
+    """The [`~vreason_hf.video.load_video`] arguments for resolved frame settings (see [`frame_sampling`]).
+
+    Uniform sampling of ``num_frames`` is the same as taking every frame and capping at ``num_frames`` (the same
+    rounded linspace), except that a clip shorter than ``num_frames`` gives all its frames instead of an error, so
+    one short clip cannot stop a long evaluation: ``num_frames`` is passed as that cap.
+
+    Returns:
+        `dict`: ``num_frames``, ``fps`` and ``max_frames`` for `load_video`.
+    """
+    if num_frames is not None:
+        cap = num_frames if max_frames is None else min(num_frames, max_frames)
+        return {"num_frames": None, "fps": None, "max_frames": cap}
+    return {"num_frames": None, "fps": fps, "max_frames": max_frames}

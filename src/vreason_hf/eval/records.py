@@ -178,6 +178,9 @@ def results_paths(output_path: str | os.PathLike) -> dict[str, Path]:
 def check_output_path(output_path: str | os.PathLike) -> Path:
     """Check, before any generation, that the results file can be written (creating its folder if needed).
 
+    An existing file is opened for appending (and left as it is); otherwise a probe file is created and removed next
+    to it, so concurrent ranks checking the same path do not race on it.
+
     Args:
         output_path (`str` or `os.PathLike`):
             The results file.
@@ -186,8 +189,8 @@ def check_output_path(output_path: str | os.PathLike) -> Path:
         `Path`: ``output_path``.
 
     Raises:
-        ValueError: If the path is a folder, its parent is not a folder, or the file cannot be opened for
-            appending (the message names the path and the reason).
+        ValueError: If the path is a folder, its parent is not a folder, or the file cannot be written (the message
+            names the path and the reason).
     """
     path = Path(output_path)
     if path.is_dir():
@@ -196,13 +199,16 @@ def check_output_path(output_path: str | os.PathLike) -> Path:
         )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8"):
-            pass
+        if path.exists():
+            with open(path, "a", encoding="utf-8"):
+                pass
+        else:
+            probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
+            probe.touch()
+            probe.unlink()
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise ValueError(f"Cannot write the results file '{path}': {reason}.") from None
-    if path.stat().st_size == 0:
-        path.unlink()  # leave no empty file behind: it would look like a finished run with no records
     return path
 
 

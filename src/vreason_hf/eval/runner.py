@@ -50,6 +50,7 @@ from .generation import (
     _mode_config,
     build_batch_inputs,
     build_inputs,
+    frame_request,
     frame_sampling,
     generate_answer,
     generate_batch,
@@ -607,12 +608,5 @@ def _sample_prompt(
             return Prompt(text, image=image.convert("RGB"))
     from ..video import load_video
 
-    if num_frames is not None:
-        # Uniform sampling of `num_frames` is the same as taking every frame and capping at `num_frames` (the same
-        # rounded linspace), except that a shorter clip gives all its frames instead of raising mid-run.
-        cap = num_frames if max_frames is None else min(num_frames, max_frames)
-        num_frames, max_frames = None, cap
-    frames, metadata = load_video(
-        path, num_frames=num_frames, fps=fps, max_frames=max_frames, backend=video_backend
-    )
+    frames, metadata = load_video(path, backend=video_backend, **frame_request(num_frames, fps, max_frames))
     return Prompt(text, video=frames, video_metadata=metadata)

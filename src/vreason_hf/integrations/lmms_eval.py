@@ -46,7 +46,14 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     ) from error
 
 from ..configuration_vreason import VReasonConfig
-from ..eval.generation import Prompt, build_batch_inputs, frame_sampling, generate_batch, is_multimodal
+from ..eval.generation import (
+    Prompt,
+    build_batch_inputs,
+    frame_request,
+    frame_sampling,
+    generate_batch,
+    is_multimodal,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -302,7 +309,7 @@ class VReasonLMM(lmms):
 
             if not str(visual).lower().endswith(_VIDEO_SUFFIXES):
                 logger.debug("%s: treating %s as a video file.", where, visual)
-            frames, metadata = load_video(visual, backend=self.video_backend, **self._frame_request())
+            frames, metadata = load_video(visual, backend=self.video_backend, **frame_request(**self.frames))
             return Prompt(context, video=frames, video_metadata=metadata)
         from PIL import Image
 
@@ -312,18 +319,6 @@ class VReasonLMM(lmms):
             f"{where}: unsupported visual of type {type(visual).__name__}; the `{MODEL_NAME}` model takes a video "
             "path or a PIL image."
         )
-
-    def _frame_request(self) -> dict[str, Any]:
-        num_frames, fps, max_frames = self.frames["num_frames"], self.frames["fps"], self.frames["max_frames"]
-        if (
-            num_frames is not None
-        ):  # as `vreason eval`: a shorter clip gives all its frames rather than an error
-            return {
-                "num_frames": None,
-                "fps": None,
-                "max_frames": num_frames if max_frames is None else min(num_frames, max_frames),
-            }
-        return {"num_frames": None, "fps": fps, "max_frames": max_frames}
 
     def _generate_kwargs(self, gen_kwargs: dict[str, Any]) -> dict[str, Any]:
         for key in sorted(set(gen_kwargs) - _KNOWN_GEN_KWARGS - self._warned_gen_kwargs):
