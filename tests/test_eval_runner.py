@@ -86,8 +86,9 @@ def test_compare_writes_one_scored_record_per_sample_and_mode(tiny_qwen2_5_vl, s
     assert [r["mode"] for r in records] == ["base", "vreason"] * 3
     for record in records:
         sample = samples[record["index"]]
-        detail = score_sample_detailed(sample, record["prediction"])
-        assert (record["score"], record["extracted"], record["parsable"]) == (
+        detail = score_sample_detailed(sample, record["output"])
+        assert (record["score"], record["reward"], record["prediction"], record["parsable"]) == (
+            detail.score,
             detail.score,
             detail.extracted,
             detail.parsable,

@@ -474,6 +474,7 @@ def test_summarize_hand_computed():
     base = summary["per_dataset"]["vsibench"]["base"]
     assert base == {
         "n": 7,
+        "n_failed": 0,
         "n_unparsable": 1,
         "n_accuracy": 3,
         "accuracy": pytest.approx(2 / 3),  # (1 + 0 + 1) / 3; OCR and free-form excluded
@@ -502,10 +503,10 @@ def test_summary_to_markdown():
     text = summary_to_markdown(summarize(_records()))
     assert text.endswith("\n")
     assert (
-        "| vsibench | base | 7 | 66.7 (3) | 50.0 (2) | 50.0 (1) | 25.0 (1) | 1 | 200.0 | 2.50 | 1500 |"
+        "| vsibench | base | 7 | 66.7 (3) | 50.0 (2) | 50.0 (1) | 25.0 (1) | 1 | 0 | 200.0 | 2.50 | 1500 |"
         in text
     )
-    assert "| mvbench | base | 1 | 100.0 (1) | – | – | – | 0 | 10.0 | 1.00 | 900 |" in text
+    assert "| mvbench | base | 1 | 100.0 (1) | – | – | – | 0 | 0 | 10.0 | 1.00 | 900 |" in text
     assert "| base | 83.3 | vsibench, mvbench |" in text
     assert "| vreason | 0.0 | vsibench |" in text
 

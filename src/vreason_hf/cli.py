@@ -537,6 +537,28 @@ def _parse_shard(shard: str | None) -> tuple[int, int] | None:
     return int(match.group(1)), int(match.group(2))
 
 
+def _parse_modes(modes: str | None, compare: bool, lite: bool, preset: str | None) -> tuple[str, ...]:
+    from .eval.generation import MODES
+
+    if modes is None:
+        if preset == "paper":
+            from .eval.presets import PAPER_SETTINGS
+
+            return PAPER_SETTINGS["modes"]
+        mode = "lite" if lite else "vreason"
+        return ("base", mode) if compare else (mode,)
+    if compare or lite:
+        option = "--compare" if compare else "--lite"
+        raise ValueError(f"`--modes` and `{option}` both choose the modes: pass only `--modes`.")
+    chosen = tuple(m.strip() for m in modes.split(",") if m.strip())
+    unknown = [m for m in chosen if m not in MODES]
+    if not chosen or unknown or len(set(chosen)) != len(chosen):
+        raise ValueError(
+            f"`--modes` must be distinct modes among {', '.join(MODES)} separated by commas, got {modes!r}."
+        )
+    return chosen
+
+
 @app.command("eval")
 @_with_knob_options
 def eval_command(
@@ -556,22 +578,47 @@ def eval_command(
         Path | None,
         typer.Option(help="Folder the `path` fields are relative to (default: the current directory)."),
     ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            help="\"paper\": the paper's six benchmarks (Video-R1's eval_*.json in --data-dir) with its settings "
+            "(modes base, vreason, lite; greedy, 1024 new tokens; 2 fps, at most 16 frames), then our numbers beside "
+            "the paper's. Options given explicitly override its settings."
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --preset paper: the folder of Video-R1's evaluation JSONs (default: VIDEO_ROOT/Evaluation)."
+        ),
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N samples of each file.")] = None,
     compare: Annotated[
         bool, typer.Option(help="Evaluate plain decoding too (modes base and vreason).")
     ] = False,
+    modes: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated modes among base, vreason, lite (instead of --compare / --lite)."),
+    ] = None,
     dataset_name: Annotated[
         str | None,
         typer.Option(
             help="Dataset name in the results (default: file name without `eval_`); one --data only."
         ),
     ] = None,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            help="Decode this many samples together (left-padded; each keeps its own V-Reason state, so the "
+            "answers do not change, only the speed)."
+        ),
+    ] = 1,
     num_frames: NumFramesOption = None,
     fps: FpsOption = None,
     max_frames: MaxFramesOption = None,
     max_new_tokens: Annotated[
-        int, typer.Option(help="At most this many new tokens (the paper: 1024).")
-    ] = 1024,
+        int | None, typer.Option(help="At most this many new tokens (default: 1024, the paper's).")
+    ] = None,
     device: DeviceOption = "auto",
     dtype: DtypeOption = "auto",
     device_map: DeviceMapOption = None,
@@ -585,57 +632,99 @@ def eval_command(
         bool,
         typer.Option("--merge", help="Only merge RESULTS.rank*.jsonl into --output and write the summary."),
     ] = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Run again the samples recorded as failed (e.g. a corrupt video since replaced); "
+            "by default a rerun skips them.",
+        ),
+    ] = False,
+    video_r1_json: Annotated[
+        bool | None,
+        typer.Option(
+            help="Also write Video-R1's final JSON ({results, final_acc}) per dataset and mode in "
+            "RESULTS.video_r1/ (default: on with --preset paper)."
+        ),
+    ] = None,
     traces: Annotated[
         bool, typer.Option(help="Store per-token entropy / EMA / alpha traces (for `vreason plot`).")
     ] = True,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     knobs: dict[str, Any] | None = None,
 ) -> None:
-    """Evaluate a model on Video-R1 evaluation files; resumable, shardable, with a summary table."""
+    """Evaluate a model on Video-R1 evaluation files; batched, resumable, shardable, with a summary table."""
     with _user_errors():
         from .eval import load_samples, summary_to_markdown
+        from .eval.records import check_output_path
         from .eval.runner import evaluate, merge_results, results_paths
 
+        if preset not in (None, "paper"):
+            raise ValueError(f'`--preset` must be "paper", got {preset!r}.')
+        settings: dict[str, Any] = {}
+        if preset == "paper":
+            from .eval.presets import PAPER_SETTINGS, paper_comparison_markdown, paper_data_files
+
+            settings = PAPER_SETTINGS
+        write_video_r1 = video_r1_json if video_r1_json is not None else settings.get("video_r1_json", False)
         paths = results_paths(output)
         if merge:
-            summary = merge_results(output)
+            summary = merge_results(output, video_r1_json=write_video_r1)
             typer.echo(summary_to_markdown(summary))
             typer.echo(f"Merged results: {output}\nSummary: {paths['summary_md']}, {paths['summary_json']}")
             return
         if model is None:
             raise ValueError("`--model` is required (unless `--merge`).")
-        if not data:
-            raise ValueError("`--data` is required (unless `--merge`).")
-        if dataset_name is not None and len(data) > 1:
-            raise ValueError("`--dataset-name` names one dataset: pass one `--data`, or leave it out.")
         if video_root is not None and not video_root.is_dir():
             raise FileNotFoundError(f"`--video-root` is not a folder: '{video_root}'.")
+        if preset == "paper":
+            if data:
+                raise ValueError(
+                    "`--preset paper` reads its six files from `--data-dir`: leave `--data` out."
+                )
+            data = paper_data_files(
+                data_dir if data_dir is not None else (video_root or Path()) / "Evaluation"
+            )
+        elif data_dir is not None:
+            raise ValueError("`--data-dir` only applies to `--preset paper`; pass files with `--data`.")
+        if not data:
+            raise ValueError("`--data` is required (unless `--merge` or `--preset paper`).")
+        if dataset_name is not None and len(data) > 1:
+            raise ValueError("`--dataset-name` names one dataset: pass one `--data`, or leave it out.")
+        if batch_size < 1:
+            raise ValueError(f"`--batch-size` must be a positive integer, got {batch_size}.")
+        if num_frames is None and fps is None and max_frames is None and settings:
+            fps, max_frames = settings["fps"], settings["max_frames"]
         num_frames, fps, max_frames = _frame_sampling(num_frames, fps, max_frames)
         shard_tuple = _parse_shard(shard)
-        config = VReasonConfig(**(knobs or {}))
+        config = VReasonConfig(**{k: v for k, v in (knobs or {}).items() if k != "lite"})
+        chosen_modes = _parse_modes(modes, compare, bool((knobs or {}).get("lite")), preset)
+        generate_kwargs = {
+            "max_new_tokens": max_new_tokens if max_new_tokens is not None else 1024,
+            "do_sample": False,
+        }
+        check_output_path(output)  # an unwritable output fails here, before the model is loaded
         datasets = []
         for path in data:
             if not path.is_file():
                 raise FileNotFoundError(f"Data file not found: '{path}'.")
             datasets.append((dataset_name or _dataset_name(path), load_samples(path)))
-        mode = "lite" if config.lite else "vreason"
-        modes = ("base", mode) if compare else (mode,)
 
         model_obj, processor = _load_model(
             model, device=device, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code
         )
         summary = None
         try:
-            for name, samples in datasets:
+            for position, (name, samples) in enumerate(datasets):
                 summary = evaluate(
                     model_obj,
                     processor,
                     samples,
                     output_path=output,
                     video_root=video_root,
-                    modes=modes,
+                    modes=chosen_modes,
                     vreason_config=config,
-                    generate_kwargs={"max_new_tokens": max_new_tokens, "do_sample": False},
+                    generate_kwargs=generate_kwargs,
                     num_frames=num_frames,
                     fps=fps,
                     max_frames=max_frames,
@@ -643,8 +732,12 @@ def eval_command(
                     limit=limit,
                     dataset_name=name,
                     shard=shard_tuple,
+                    batch_size=batch_size,
+                    retry_failed=retry_failed,
+                    video_r1_json=write_video_r1,
                     save_traces=traces,
                     progress=progress,
+                    warmup=position == 0,  # one-time costs are paid once per process
                 )
         except KeyboardInterrupt:
             typer.echo(
@@ -659,7 +752,19 @@ def eval_command(
             )
             return
         typer.echo(summary_to_markdown(summary))
+        if preset == "paper":
+            typer.echo("Ours beside the paper's Table 1 (Qwen2.5-VL-7B; accuracy and MRA in %):\n")
+            typer.echo(paper_comparison_markdown(summary))
+        failed = sum(m["n_failed"] for modes_ in summary["per_dataset"].values() for m in modes_.values())
+        if failed:
+            typer.echo(
+                f"{failed} answer(s) failed (their records hold the `error`; they count 0). Fix the inputs and "
+                "rerun with --retry-failed to run them again.",
+                err=True,
+            )
         typer.echo(f"Results: {output}\nSummary: {paths['summary_md']}, {paths['summary_json']}")
+        if write_video_r1:
+            typer.echo(f"Video-R1 JSON: {paths['video_r1_dir']}/")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,22 +1,25 @@
 # Copyright 2025 vreason-hf contributors. Licensed under the Apache License, Version 2.0.
 """Video-R1-compatible evaluation: prompts, answer extraction, scoring, dataset reading, summaries, the runner and plots.
 
-The protocol functions (``scoring``, ``data``, ``summary``) are model-free (see ``SPEC.md`` section 7). ``runner``
-runs a model over a dataset (resumable, shardable results files); ``plots`` draws entropy traces (matplotlib,
-imported only when a plot is made).
+The protocol functions (``scoring``, ``data``, ``summary``) are model-free (see ``SPEC.md`` section 7).
+``generation`` builds (batched) inputs and runs one measured generation; ``runner`` runs a model over a dataset
+(batched, resumable, shardable results files, bad samples recorded as failed); ``records`` reads, checks and merges
+results files and writes Video-R1's final JSON; ``presets`` holds the paper's benchmarks and numbers; ``plots``
+draws entropy traces (matplotlib, imported only when a plot is made).
 """
 
 from .data import DATA_TYPES, REQUIRED_FIELDS, load_samples, sample_id, validate_sample
-from .plots import MeanTraces, mean_traces, plot_entropy_traces
-from .runner import (
+from .generation import (
     GenerationResult,
+    Prompt,
+    build_batch_inputs,
     build_inputs,
-    evaluate,
     generate_answer,
-    merge_results,
-    read_records,
-    write_summary,
+    generate_batch,
 )
+from .plots import MeanTraces, mean_traces, plot_entropy_traces
+from .records import merge_results, read_records, video_r1_results, write_summary, write_video_r1_json
+from .runner import evaluate
 from .scoring import (
     METRIC_BY_PROBLEM_TYPE,
     MRA_THRESHOLDS,
@@ -26,6 +29,7 @@ from .scoring import (
     ScoreResult,
     build_prompt,
     extract_answer,
+    extract_think,
     mean_relative_accuracy,
     ocr_score,
     parse_number,
@@ -49,12 +53,16 @@ __all__ = [
     "TYPE_SUFFIXES",
     "GenerationResult",
     "MeanTraces",
+    "Prompt",
     "ScoreResult",
+    "build_batch_inputs",
     "build_inputs",
     "build_prompt",
     "evaluate",
     "extract_answer",
+    "extract_think",
     "generate_answer",
+    "generate_batch",
     "load_samples",
     "mean_relative_accuracy",
     "mean_traces",
@@ -72,6 +80,8 @@ __all__ = [
     "summary_to_markdown",
     "validate_problem_type",
     "validate_sample",
+    "video_r1_results",
     "word_error_rate",
     "write_summary",
+    "write_video_r1_json",
 ]

@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from .scoring import PROBLEM_TYPES
+from .scoring import PROBLEM_TYPES, _has_answer_block, extract_answer, parse_number
 
 __all__ = ["DATA_TYPES", "REQUIRED_FIELDS", "load_samples", "sample_id", "validate_sample"]
 
@@ -38,8 +38,9 @@ def validate_sample(sample: object, *, source: str = "<sample>", index: int = 0)
 
     Raises:
         ValueError: If the record is not an object, a required field is missing, a field has the wrong
-            type, or ``problem_type`` / ``data_type`` has an unknown value. The message names the file,
-            the record index and the field.
+            type, ``problem_type`` / ``data_type`` has an unknown value, the gold ``solution`` has no
+            ``<answer>...</answer>`` block, or a numerical / regression gold answer is not a number (either
+            would score every prediction 0). The message names the file, the record index and the field.
     """
     where = f"{source}: record {index}"
     if not isinstance(sample, Mapping):
@@ -69,7 +70,47 @@ def validate_sample(sample: object, *, source: str = "<sample>", index: int = 0)
             raise ValueError(
                 f"{where}: field `options` must be a non-empty list of strings, got {options!r}."
             )
+    solution = sample["solution"]
+    if not _has_answer_block(solution):
+        raise ValueError(
+            f"{where}: `solution` {_short(solution)} has no non-empty <answer>...</answer> block. Video-R1 files "
+            "wrap the gold answer in these tags (e.g. `<answer>B</answer>`); the score compares against its content."
+        )
+    if problem_type in ("numerical", "regression") and parse_number(extract_answer(solution)) is None:
+        raise ValueError(
+            f"{where}: the {problem_type} gold answer {extract_answer(solution)!r} is not a number, so every "
+            "prediction would score 0; fix the `solution` (e.g. `<answer>3.5</answer>`) or the `problem_type`."
+        )
     return dict(sample)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def read_text_file(path: str | os.PathLike, *, what: str) -> str:
+    """Read a UTF-8 text file, naming it in the error when it is not UTF-8.
+
+    Args:
+        path (`str` or `os.PathLike`):
+            The file.
+        what (`str`):
+            What the file should be, for the message (e.g. ``"a Video-R1 evaluation file"``).
+
+    Returns:
+        `str`: The text.
+
+    Raises:
+        ValueError: If the bytes are not UTF-8 (the message names the file, the first bad byte and its offset).
+    """
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        bad = data[error.start : error.start + 1].hex()
+        raise ValueError(
+            f"'{path}' is not UTF-8 text (byte 0x{bad} at offset {error.start}); {what} must be UTF-8 encoded JSON."
+        ) from None
 
 
 def load_samples(path: str | os.PathLike) -> list[dict]:
@@ -86,12 +127,12 @@ def load_samples(path: str | os.PathLike) -> list[dict]:
         `list[dict]`: The records, in file order (validated with :func:`validate_sample`).
 
     Raises:
-        ValueError: If the file cannot be decoded, is not a list, or a record is invalid. Messages name the
-            file, and the record index (and line for JSONL).
+        ValueError: If the file is not UTF-8, cannot be decoded, is not a list, or a record is invalid (see
+            :func:`validate_sample`). Messages name the file, and the record index (and line for JSONL).
     """
     path = Path(path)
     source = str(path)
-    text = path.read_text(encoding="utf-8")
+    text = read_text_file(path, what="a Video-R1 evaluation file")
     if path.suffix.lower() == ".jsonl":
         records: list[object] = []
         for line_number, line in enumerate(text.splitlines(), start=1):

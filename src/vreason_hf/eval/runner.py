@@ -1,54 +1,92 @@
 # Copyright 2026 The vreason-hf contributors. Licensed under the Apache License, Version 2.0.
-"""Running a model over a Video-R1 evaluation file: one JSON line per (sample, mode), resumable and shardable.
+"""Running a model over a Video-R1 evaluation file: one JSON line per (sample, mode), batched, resumable, shardable.
 
-The results file (``RESULTS.jsonl``) gets one record per sample and mode as soon as that sample finishes
-(written, flushed and ``fsync``-ed), so a crash or Ctrl-C loses at most the sample in flight; a rerun with the
-same output skips every ``(dataset, id, mode)`` already there. A partially written last line (a crash mid-write)
-is ignored when reading and cut off before appending, so that sample is simply run again.
+The results file (``RESULTS.jsonl``) gets one record per sample and mode as soon as its batch finishes (written,
+flushed and ``fsync``-ed), so a crash or Ctrl-C loses at most the batch in flight; a rerun with the same output
+skips every ``(dataset, id, mode)`` already there. A partially written last line (a crash mid-write) is ignored
+when reading and cut off before appending, so that sample is simply run again. The results file is read and
+checked before the first generation, so a malformed line stops the run at once, not after hours of answers.
+
+Batching: ``batch_size=N`` decodes N samples in one left-padded `generate` call, each with its own V-Reason state;
+a record's tokens equal those of the same sample decoded alone, so batch size does not change results (nor the
+resume check).
+
+Bad samples: a sample whose video or image cannot be read or prepared (a corrupt file, a GIF renamed ``.mp4``, ...)
+is recorded as failed, with its ``error``, scored 0 as Video-R1's script scores it, counted in the summary's
+``n_failed``, and the run goes on. A rerun does not retry failed samples unless ``retry_failed=True``; a successful
+retry replaces the failed record.
 
 Data-parallel sharding: under ``accelerate launch`` / ``torchrun`` (or with an explicit ``shard=(rank, world)``)
-process ``rank`` takes the samples ``i`` with ``i % world == rank`` and writes ``RESULTS.rank{rank}.jsonl``. The
-process that finishes last sees that every expected record is present and merges all files into ``RESULTS.jsonl``
-without duplicates, then writes the summary. There is deliberately no collective barrier: ranks can finish hours
-apart, longer than a NCCL barrier's timeout. :func:`merge_results` (``vreason eval --merge``) does the same merge
-by hand, e.g. after a rank crashed.
+process ``rank`` takes the samples ``i`` with ``i % world == rank`` (and batches its own shard) and writes
+``RESULTS.rank{rank}.jsonl``. The process that finishes last sees that every expected record is present and merges
+all files into ``RESULTS.jsonl`` without duplicates, then writes the summary. There is deliberately no collective
+barrier: ranks can finish hours apart, longer than a NCCL barrier's timeout. :func:`merge_results`
+(``vreason eval --merge``) does the same merge by hand, e.g. after a rank crashed.
 
 Next to the results, :func:`write_summary` writes ``RESULTS.summary.json`` (from
-:func:`~vreason_hf.eval.summarize`) and ``RESULTS.summary.md`` (from :func:`~vreason_hf.eval.summary_to_markdown`).
+:func:`~vreason_hf.eval.summarize`) and ``RESULTS.summary.md`` (from :func:`~vreason_hf.eval.summary_to_markdown`),
+and, with ``video_r1_json=True``, Video-R1's final JSON per dataset and mode (see
+:func:`~vreason_hf.eval.records.write_video_r1_json`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
-import re
-import sys
-import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..configuration_vreason import VReasonConfig
-from ..generation import as_vreason_config, vreason_generate
-from ..generation.objective import entropy, next_alpha, next_ema
+from ..generation import as_vreason_config
 from .data import sample_id
+from .generation import (
+    DEFAULT_GENERATE_KWARGS,
+    MODES,
+    GenerationResult,
+    Prompt,
+    _mode_config,
+    build_batch_inputs,
+    build_inputs,
+    frame_request,
+    frame_sampling,
+    generate_answer,
+    generate_batch,
+    is_multimodal,
+    warm_up,
+)
+from .records import (
+    _all_records,
+    _cut_partial_tail,
+    _rank_path,
+    _record_key,
+    check_output_path,
+    failed_record,
+    merge_results,
+    read_records,
+    results_paths,
+    sample_fields,
+    video_r1_fields,
+    write_summary,
+)
 from .scoring import build_prompt, score_sample_detailed
-from .summary import summarize, summary_to_markdown
 
 logger = logging.getLogger(__name__)
 
+# The generation and results-file helpers live in `.generation` and `.records`; they are re-exported here, where
+# they were first defined.
 __all__ = [
+    "DEFAULT_GENERATE_KWARGS",
     "MODES",
+    "SAMPLE_ERRORS",
     "GenerationResult",
     "build_inputs",
     "evaluate",
     "frame_sampling",
     "generate_answer",
+    "generate_batch",
     "is_multimodal",
     "merge_results",
     "read_records",
@@ -58,572 +96,9 @@ __all__ = [
     "write_summary",
 ]
 
-MODES: tuple[str, ...] = ("base", "vreason", "lite")
-"""Evaluation modes: plain decoding, V-Reason, and V-Reason Lite (V-Reason with ``lite=True``)."""
-
-DEFAULT_GENERATE_KWARGS: dict[str, Any] = {"max_new_tokens": 1024, "do_sample": False}
-"""The paper's decoding: greedy, at most 1024 new tokens (``SPEC.md`` section 6)."""
-
-_MODE_ORDER = {mode: index for index, mode in enumerate(MODES)}
-_RANK_FILE = re.compile(r"\.rank(\d+)\.jsonl$")
-
-
-# --------------------------------------------------------------------------------------------------
-# One generation
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class GenerationResult:
-    """What one generation produced and cost.
-
-    Attributes:
-        text (`str`):
-            The generated text (special tokens removed).
-        output_tokens (`int`):
-            Number of generated tokens (the end-of-sequence token included).
-        seconds (`float`):
-            Wall-clock time of `generate` (inputs already prepared; CUDA synchronised).
-        peak_memory_mb (`float | None`):
-            Peak memory in MiB, see ``memory_source``.
-        memory_source (`str`):
-            ``"cuda_max_allocated"``: the sum over the model's GPUs of `torch.cuda.max_memory_allocated` during the
-            generation (weights included, comparable to the paper's peak memory). ``"rss_delta"`` (CPU, Linux):
-            the process's peak resident set size during the generation minus its resident size just before (the
-            peak is reset through ``/proc/self/clear_refs``), i.e. the working memory of this generation, weights
-            excluded. ``"maxrss_delta"`` (CPU elsewhere): growth of the process's lifetime peak RSS
-            (`resource.getrusage`), which under-reports when an earlier peak was higher. ``"none"``: not measured.
-            CPU and GPU numbers are not comparable.
-        entropies (`list[float]`):
-            Per generated token, the entropy (nats) of the raw next-token distribution.
-        ema_entropies (`list[float]`):
-            Its EMA with the config's ``ema_beta`` / ``ema_init``.
-        alphas (`list[float]`):
-            The switching coefficient α (+1 explore, −1 exploit). For plain decoding these are the values the
-            config's ``alpha_schedule`` *would* take on the base model's entropies (nothing is optimised).
-        optimizer_steps (`int`):
-            Adam steps taken (0 for plain decoding).
-    """
-
-    text: str
-    output_tokens: int
-    seconds: float
-    peak_memory_mb: float | None
-    memory_source: str
-    entropies: list[float] = field(default_factory=list)
-    ema_entropies: list[float] = field(default_factory=list)
-    alphas: list[float] = field(default_factory=list)
-    optimizer_steps: int = 0
-
-
-def _read_proc_status(key: str) -> int | None:
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])  # kB
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-class _PeakMemory:
-    """Measure peak memory around one generation (see `GenerationResult.memory_source`)."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.cuda_devices = sorted(
-            {p.device for p in model.parameters() if p.device.type == "cuda"}, key=lambda d: d.index or 0
-        )
-        self.mb: float | None = None
-        self.source = "none"
-
-    def __enter__(self) -> _PeakMemory:
-        if self.cuda_devices:
-            for device in self.cuda_devices:
-                torch.cuda.synchronize(device)
-                torch.cuda.reset_peak_memory_stats(device)
-            return self
-        self._rss_before = _read_proc_status("VmRSS")
-        self._hwm_reset = False
-        if self._rss_before is not None:
-            try:
-                with open("/proc/self/clear_refs", "w", encoding="ascii") as clear:
-                    clear.write("5")  # Linux >= 4.0: reset the peak RSS (VmHWM) to the current RSS
-                self._hwm_reset = True
-            except OSError:
-                pass
-        self._maxrss_before = self._maxrss_kb()
-        return self
-
-    @staticmethod
-    def _maxrss_kb() -> int | None:
-        try:
-            import resource
-        except ImportError:  # Windows
-            return None
-        scale = 1 if sys.platform != "darwin" else 1 / 1024  # macOS reports bytes
-        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.cuda_devices:
-            total = 0
-            for device in self.cuda_devices:
-                torch.cuda.synchronize(device)
-                total += torch.cuda.max_memory_allocated(device)
-            self.mb, self.source = total / 2**20, "cuda_max_allocated"
-            return
-        peak = _read_proc_status("VmHWM") if self._hwm_reset else None
-        if peak is not None and self._rss_before is not None:
-            self.mb, self.source = max(0, peak - self._rss_before) / 1024, "rss_delta"
-            return
-        after = self._maxrss_kb()
-        if after is not None and self._maxrss_before is not None:
-            self.mb, self.source = max(0, after - self._maxrss_before) / 1024, "maxrss_delta"
-
-
-class _EntropyRecorder:
-    """Forward hook on the LM head recording the entropy of the last position's raw logits (plain decoding)."""
-
-    def __init__(self) -> None:
-        self.values: list[torch.Tensor] = []
-
-    def __call__(self, module: torch.nn.Module, args: Any, output: torch.Tensor) -> None:
-        logits = output[:, -1] if output.dim() == 3 else output  # (batch, vocab)
-        with torch.no_grad():
-            self.values.append(entropy(logits.detach())[0])
-
-
-def _schedule_traces(entropies: list[float], config: VReasonConfig) -> tuple[list[float], list[float]]:
-    """EMA and α the config's schedule would give on a fixed entropy sequence (used for plain decoding)."""
-    ema = torch.zeros(())
-    peak = torch.tensor(float("-inf"))
-    emas, alphas = [], []
-    for index, value in enumerate(entropies):
-        h = torch.tensor(value)
-        ema = h if index == 0 and config.ema_init == "first" else next_ema(ema, h, config.ema_beta)
-        peak = torch.maximum(peak, ema)
-        emas.append(float(ema))
-        alphas.append(float(next_alpha(ema, peak, config.alpha_schedule)))
-    return emas, alphas
-
-
-def _tokenizer(processor: Any) -> Any:
-    return getattr(processor, "tokenizer", None) or processor
-
-
-def is_multimodal(processor: Any) -> bool:
-    """Whether ``processor`` handles images or videos (a multimodal processor, not a bare tokenizer)."""
-    return (
-        getattr(processor, "video_processor", None) is not None
-        or getattr(processor, "image_processor", None) is not None
-    )
-
-
-def build_inputs(
-    processor: Any,
-    text: str,
-    *,
-    video: Any | None = None,
-    video_metadata: Any | None = None,
-    image: Any | None = None,
-) -> Any:
-    """Build model inputs for one user turn through the chat template.
-
-    Args:
-        processor (`ProcessorMixin` or `PreTrainedTokenizerBase`):
-            A multimodal processor, or a tokenizer for a text-only model (then ``video`` and ``image`` must be
-            `None`).
-        text (`str`):
-            The user's text, placed after the video / image.
-        video (`np.ndarray`, *optional*):
-            Pre-sampled frames, e.g. from [`~vreason_hf.video.load_video`]; passed with ``do_sample_frames=False``.
-        video_metadata (`VideoMetadata`, *optional*):
-            Their metadata (needed for correct temporal positions).
-        image (`PIL.Image.Image`, *optional*):
-            An image.
-
-    Returns:
-        `BatchFeature`: ``input_ids``, ``attention_mask`` and the vision inputs, batch size 1.
-
-    Raises:
-        ValueError: If a video or image is given to a text-only tokenizer, or the processor has no video
-            (image) processor for a video (image).
-    """
-    if not is_multimodal(processor):
-        if video is not None or image is not None:
-            raise ValueError(
-                f"`{type(processor).__name__}` is a text-only tokenizer: it cannot take a video or an image. "
-                "Use a vision-language model, or leave the video out."
-            )
-        messages = [{"role": "user", "content": text}]
-        if getattr(processor, "chat_template", None):
-            return processor.apply_chat_template(
-                messages, add_generation_prompt=True, return_dict=True, return_tensors="pt"
-            )
-        return processor(text, return_tensors="pt")
-    content: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {}
-    if video is not None:
-        if getattr(processor, "video_processor", None) is None:
-            raise ValueError(
-                f"`{type(processor).__name__}` has no video processor: this model cannot take videos."
-            )
-        content.append({"type": "video"})
-        kwargs.update(videos=[video], do_sample_frames=False)
-        if video_metadata is not None:
-            kwargs["video_metadata"] = [video_metadata]
-    if image is not None:
-        if getattr(processor, "image_processor", None) is None:
-            raise ValueError(
-                f"`{type(processor).__name__}` has no image processor: this model cannot take images."
-            )
-        content.append({"type": "image"})
-        kwargs["images"] = [image]
-    content.append({"type": "text", "text": text})
-    prompt = processor.apply_chat_template(
-        [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
-    )
-    return processor(text=[prompt], return_tensors="pt", **kwargs)
-
-
-def _to_model(inputs: Any, model: Any) -> Any:
-    """Move inputs to the model's device, and floating-point ones (pixel values) to its dtype."""
-    from transformers import BatchFeature
-
-    if isinstance(inputs, BatchFeature):
-        return inputs.to(model.device, dtype=model.dtype)
-    if hasattr(inputs, "to"):
-        return inputs.to(model.device)
-    return {k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
-
-
-def _finite(values: Iterable[float]) -> list[float | None]:
-    return [round(v, 5) if math.isfinite(v) else None for v in values]
-
-
-def generate_answer(
-    model: Any,
-    processor: Any,
-    inputs: Mapping[str, Any],
-    *,
-    mode: str = "vreason",
-    vreason_config: VReasonConfig | dict[str, Any] | None = None,
-    generate_kwargs: dict[str, Any] | None = None,
-) -> GenerationResult:
-    """Generate one answer with plain decoding or V-Reason and measure it.
-
-    Args:
-        model (`PreTrainedModel`):
-            The model.
-        processor (`ProcessorMixin` or `PreTrainedTokenizerBase`):
-            Used to decode the output.
-        inputs (`BatchFeature` or `dict`):
-            Model inputs for one sample (e.g. from [`build_inputs`]); moved to ``model.device``.
-        mode (`str`, *optional*, defaults to `"vreason"`):
-            ``"base"`` (plain `generate`), ``"vreason"`` (`custom_generate=vreason_generate` with
-            ``vreason_config``) or ``"lite"`` (the same with ``lite=True``).
-        vreason_config (`VReasonConfig` or `dict`, *optional*):
-            The knobs (defaults to `VReasonConfig()`). For ``"base"`` only ``ema_beta``, ``ema_init`` and
-            ``alpha_schedule`` are used, to compute the traces.
-        generate_kwargs (`dict`, *optional*):
-            Extra `generate` arguments, over [`DEFAULT_GENERATE_KWARGS`] (greedy, 1024 new tokens).
-
-    Returns:
-        [`GenerationResult`]: the text, token count, time, peak memory and per-token traces.
-
-    Raises:
-        ValueError: If ``mode`` is unknown, or ``mode="vreason"`` with ``lite=True`` in the config (use ``"lite"``).
-    """
-    config = _mode_config(mode, as_vreason_config(vreason_config))
-    kwargs = {**DEFAULT_GENERATE_KWARGS, **(generate_kwargs or {}), "return_dict_in_generate": True}
-    inputs = _to_model(inputs, model)
-    prompt_len = inputs["input_ids"].shape[1]
-    recorder, handle = None, None
-    if mode == "base":
-        head = model.get_output_embeddings()
-        if head is not None:
-            recorder = _EntropyRecorder()
-            handle = head.register_forward_hook(recorder)
-    else:
-        kwargs.update(custom_generate=vreason_generate, vreason_config=config)
-    try:
-        with _PeakMemory(model) as memory:
-            start = time.perf_counter()
-            out = model.generate(**inputs, **kwargs)
-            if memory.cuda_devices:
-                torch.cuda.synchronize(memory.cuda_devices[0])
-            seconds = time.perf_counter() - start
-    finally:
-        if handle is not None:
-            handle.remove()
-    new_tokens = out.sequences[0, prompt_len:]
-    text = _tokenizer(processor).decode(new_tokens, skip_special_tokens=True).strip()
-    if mode == "base":
-        entropies = [float(v) for v in recorder.values] if recorder is not None else []
-        entropies = entropies[: new_tokens.numel()]
-        emas, alphas = _schedule_traces(entropies, config)
-        steps = 0
-    else:
-        entropies = out.entropies[0].tolist()
-        emas = out.ema_entropies[0].tolist()
-        alphas = out.alphas[0].tolist()
-        steps = int(out.optimizer_steps[0])
-    return GenerationResult(
-        text=text,
-        output_tokens=int(new_tokens.numel()),
-        seconds=seconds,
-        peak_memory_mb=memory.mb,
-        memory_source=memory.source,
-        entropies=_finite(entropies),
-        ema_entropies=_finite(emas),
-        alphas=[float(a) for a in alphas],
-        optimizer_steps=steps,
-    )
-
-
-def warm_up(
-    model: Any,
-    processor: Any,
-    inputs: Mapping[str, Any],
-    *,
-    modes: Sequence[str] = ("vreason",),
-    vreason_config: VReasonConfig | dict[str, Any] | None = None,
-    generate_kwargs: dict[str, Any] | None = None,
-) -> None:
-    """Generate two tokens in each mode, untimed, so one-time costs do not land on the first timed answer.
-
-    The first `generate` of a process pays for lazy initialisation (kernel selection, allocator growth, the first
-    backward pass of V-Reason); without a warm-up it makes whichever mode runs first look slower.
-
-    Args:
-        model, processor, inputs, vreason_config, generate_kwargs:
-            As in [`generate_answer`] (``max_new_tokens`` is replaced by 2).
-        modes (`Sequence[str]`, *optional*, defaults to `("vreason",)`):
-            The modes to warm up.
-    """
-    kwargs = {**(generate_kwargs or {}), "max_new_tokens": 2}
-    kwargs.pop("min_new_tokens", None)
-    for mode in modes:
-        generate_answer(
-            model, processor, inputs, mode=mode, vreason_config=vreason_config, generate_kwargs=kwargs
-        )
-
-
-def _mode_config(mode: str, config: VReasonConfig) -> VReasonConfig:
-    if mode not in MODES:
-        raise ValueError(f"Unknown mode {mode!r}; the modes are: {', '.join(MODES)}.")
-    if mode == "lite" and not config.lite:
-        return VReasonConfig(**{**config.knobs(), "lite": True})
-    if mode == "vreason" and config.lite:
-        raise ValueError(
-            "Mode 'vreason' was asked for with `lite=True` in the V-Reason config: use mode 'lite' for V-Reason Lite."
-        )
-    return config
-
-
-def frame_sampling(
-    num_frames: int | None = None, fps: float | None = None, max_frames: int | None = None
-) -> tuple[int | None, float | None, int | None]:
-    """Resolve the frame-sampling arguments: with neither ``num_frames`` nor ``fps``, Video-R1's 2 fps, at most 16 frames.
-
-    Args:
-        num_frames (`int`, *optional*):
-            Frames sampled uniformly (exclusive with ``fps``).
-        fps (`float`, *optional*):
-            Sampling rate.
-        max_frames (`int`, *optional*):
-            Frame cap; defaults to 16 only with the default 2 fps sampling.
-
-    Returns:
-        `tuple[int | None, float | None, int | None]`: ``(num_frames, fps, max_frames)`` for
-        [`~vreason_hf.video.load_video`].
-
-    Raises:
-        ValueError: If both ``num_frames`` and ``fps`` are given.
-    """
-    if num_frames is not None and fps is not None:
-        raise ValueError("`num_frames` and `fps` are mutually exclusive: pass only one of them.")
-    if num_frames is None and fps is None:
-        return None, 2.0, 16 if max_frames is None else max_frames
-    return num_frames, fps, max_frames
-
-
-# --------------------------------------------------------------------------------------------------
-# Results files
-# --------------------------------------------------------------------------------------------------
-
-
-def results_paths(output_path: str | os.PathLike) -> dict[str, Path]:
-    """Where an evaluation writes its files, given its results path.
-
-    Args:
-        output_path (`str` or `os.PathLike`):
-            The results file, e.g. ``results/mvbench.jsonl``.
-
-    Returns:
-        `dict[str, Path]`: ``results`` (the merged JSONL), ``summary_json`` and ``summary_md`` (``RESULTS.summary.json``
-        / ``.summary.md``, the suffix of ``output_path`` replaced), and ``rank_glob``, the pattern of the per-rank
-        files (``RESULTS.rank{r}.jsonl``).
-    """
-    path = Path(output_path)
-    return {
-        "results": path,
-        "summary_json": path.with_suffix(".summary.json"),
-        "summary_md": path.with_suffix(".summary.md"),
-        "rank_glob": path.with_suffix(".rank*.jsonl"),
-    }
-
-
-def _rank_path(output_path: Path, rank: int) -> Path:
-    return output_path.with_suffix(f".rank{rank}.jsonl")
-
-
-def _rank_files(output_path: Path) -> list[Path]:
-    pattern = output_path.with_suffix(".rank*.jsonl").name
-    files = [p for p in output_path.parent.glob(pattern) if _RANK_FILE.search(p.name)]
-    return sorted(files, key=lambda p: int(_RANK_FILE.search(p.name).group(1)))
-
-
-def read_records(path: str | os.PathLike) -> list[dict]:
-    """Read a results JSONL file, tolerating a partially written last line.
-
-    A last line without its newline is what a crash in the middle of a write leaves behind: it is ignored (with a
-    warning), and the sample is run again on resume. A missing file reads as no records.
-
-    Args:
-        path (`str` or `os.PathLike`):
-            The file.
-
-    Returns:
-        `list[dict]`: The records, in file order.
-
-    Raises:
-        ValueError: If a complete (newline-terminated) line is not a JSON object; the message names the file and line.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return []
-    text = path.read_text(encoding="utf-8")
-    lines = text.split("\n")
-    tail = lines.pop()  # "" when the file ends with a newline
-    if tail.strip():
-        logger.warning("%s: ignoring a partially written last line (%d characters).", path, len(tail))
-    records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}: line {number} is not valid JSON ({error.msg}).") from error
-        if not isinstance(record, dict):
-            raise ValueError(f"{path}: line {number} is not a JSON object.")
-        records.append(record)
-    return records
-
-
-def _cut_partial_tail(path: Path) -> None:
-    """Remove a partially written last line so the next append starts on a fresh line."""
-    if not path.is_file() or path.stat().st_size == 0:
-        return
-    with open(path, "rb+") as handle:
-        handle.seek(-1, os.SEEK_END)
-        if handle.read(1) == b"\n":
-            return
-        handle.seek(0)
-        data = handle.read()
-        keep = data.rfind(b"\n") + 1
-        handle.truncate(keep)
-        logger.warning("%s: cut a partially written last line (%d bytes).", path, len(data) - keep)
-
-
-def _record_key(record: Mapping) -> tuple[str, str, str]:
-    return (str(record.get("dataset")), str(record.get("id")), str(record.get("mode")))
-
-
-def _all_records(output_path: Path) -> list[dict]:
-    records = read_records(output_path)
-    for path in _rank_files(output_path):
-        records.extend(read_records(path))
-    return records
-
-
-def _dedupe(records: Iterable[dict]) -> list[dict]:
-    seen: set[tuple[str, str, str]] = set()
-    unique = []
-    for record in records:
-        key = _record_key(record)
-        if key not in seen:
-            seen.add(key)
-            unique.append(record)
-    dataset_order: dict[str, int] = {}
-    for record in unique:
-        dataset_order.setdefault(str(record.get("dataset")), len(dataset_order))
-    unique.sort(
-        key=lambda r: (
-            dataset_order[str(r.get("dataset"))],
-            str(r.get("id")),
-            _MODE_ORDER.get(str(r.get("mode")), len(MODES)),
-            str(r.get("mode")),
-        )
-    )
-    return unique
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def write_summary(records: Sequence[Mapping], output_path: str | os.PathLike) -> dict:
-    """Summarise records with :func:`~vreason_hf.eval.summarize` and write ``.summary.json`` / ``.summary.md``.
-
-    Args:
-        records (`Sequence[Mapping]`):
-            Results records (as written by [`evaluate`]).
-        output_path (`str` or `os.PathLike`):
-            The results file the summary belongs to (see [`results_paths`]).
-
-    Returns:
-        `dict`: The summary.
-    """
-    paths = results_paths(output_path)
-    summary = summarize(records)
-    _write_atomic(paths["summary_json"], json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    _write_atomic(paths["summary_md"], summary_to_markdown(summary))
-    return summary
-
-
-def merge_results(output_path: str | os.PathLike) -> dict:
-    """Merge ``RESULTS.jsonl`` and every ``RESULTS.rank{r}.jsonl`` into ``RESULTS.jsonl`` and write the summary.
-
-    Records are deduplicated on ``(dataset, id, mode)`` (the first one read wins: the merged file, then the rank
-    files in rank order) and sorted by dataset (first appearance), sample id (file order) and mode. The merged
-    file is replaced atomically; the rank files are kept (merging again is harmless).
-
-    Args:
-        output_path (`str` or `os.PathLike`):
-            The results file.
-
-    Returns:
-        `dict`: The summary (see :func:`~vreason_hf.eval.summarize`).
-
-    Raises:
-        FileNotFoundError: If there is neither the results file nor any rank file.
-    """
-    output_path = Path(output_path)
-    if not output_path.is_file() and not _rank_files(output_path):
-        raise FileNotFoundError(
-            f"Nothing to merge: neither '{output_path}' nor any '{output_path.with_suffix('.rank*.jsonl').name}' exists."
-        )
-    records = _dedupe(_all_records(output_path))
-    _write_atomic(output_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    logger.info("Merged %d records into %s.", len(records), output_path)
-    return write_summary(records, output_path)
+SAMPLE_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError, EOFError)
+"""Errors that, raised while a sample's video or image is read and prepared, fail that sample rather than the run
+(decoding errors are `~vreason_hf.video.VideoDecodeError`, a `ValueError`; PIL's unreadable images are `OSError`)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -740,21 +215,30 @@ def evaluate(
     limit: int | None = None,
     dataset_name: str = "dataset",
     shard: tuple[int, int] | None = None,
+    batch_size: int = 1,
+    retry_failed: bool = False,
+    video_r1_json: bool = False,
     save_traces: bool = True,
     progress: bool = True,
     warmup: bool = True,
 ) -> dict | None:
-    """Evaluate a model on Video-R1 records, writing one JSON line per sample and mode as soon as it finishes.
+    """Evaluate a model on Video-R1 records, writing one JSON line per sample and mode as soon as its batch finishes.
 
-    Each record holds ``id`` (:func:`~vreason_hf.eval.sample_id`), ``index``, ``dataset``, ``mode``, ``model``,
-    ``problem_type``, ``prediction`` (the generated text), ``extracted``, ``target``, ``score``, ``parsable``,
-    ``secondary`` (OCR / free-form metric), ``output_tokens``, ``seconds``, ``peak_memory_mb`` and
-    ``memory_source`` (see [`GenerationResult`]), ``optimizer_steps``, ``knobs`` (the V-Reason knobs; `None` for
-    ``"base"``), ``generation`` (decoding and frame-sampling settings) and, unless ``save_traces=False``, the
-    per-token ``entropies``, ``ema_entropies`` and ``alphas`` (for :func:`~vreason_hf.eval.plots.plot_entropy_traces`).
+    Each record holds ``id`` (:func:`~vreason_hf.eval.sample_id`), ``index``, ``dataset``, ``mode``, ``model``;
+    the sample's own fields (``problem``, ``options``, ``solution``, ``path``, ``data_type``, ``problem_type``,
+    ...); Video-R1's output fields ``output`` (the generated text), ``prediction`` (the extracted answer),
+    ``reward`` (the score), ``correct`` and, when the output reasons, ``process`` (see
+    :mod:`~vreason_hf.eval.records`); then ``score`` (= ``reward``), ``target``, ``parsable``, ``secondary``
+    (OCR / free-form metric), ``error`` (`None`, or why the sample failed), ``output_tokens``, ``seconds`` (the
+    batch's time shared equally between its answers), ``batch_size``, ``peak_memory_mb`` and ``memory_source`` (see
+    [`GenerationResult`]), ``optimizer_steps``, ``knobs`` (the V-Reason knobs; `None` for ``"base"``),
+    ``generation`` (decoding and frame-sampling settings) and, unless ``save_traces=False``, the per-token
+    ``output_ids``, ``entropies``, ``ema_entropies`` and ``alphas`` (for
+    :func:`~vreason_hf.eval.plots.plot_entropy_traces`).
 
-    Resuming: every ``(dataset, id, mode)`` already in the results file or a rank file is skipped. Records of the
-    same dataset and mode made with other knobs, decoding settings or model raise instead of being mixed.
+    Resuming: every ``(dataset, id, mode)`` already in the results file or a rank file is skipped (failed ones too,
+    unless ``retry_failed``). Records of the same dataset and mode made with other knobs, decoding settings or
+    model raise instead of being mixed; the batch size may change.
 
     Inputs: ``data_type="video"`` samples are decoded with [`~vreason_hf.video.load_video`]; ``"image"`` samples
     are opened with PIL and passed as an image (V-Reason then needs ``controller_scope="visual"``, since an image
@@ -795,12 +279,19 @@ def evaluate(
             The ``dataset`` field of the records (the summary groups by it).
         shard (`tuple[int, int]`, *optional*):
             ``(index, count)``; by default from the launcher's environment, see [`resolve_shard`].
+        batch_size (`int`, *optional*, defaults to 1):
+            Samples decoded together in one `generate` call (left-padded). Larger batches use the accelerator
+            better; the answers do not change.
+        retry_failed (`bool`, *optional*, defaults to `False`):
+            Run again the samples recorded as failed (e.g. after replacing a corrupt video).
+        video_r1_json (`bool`, *optional*, defaults to `False`):
+            Also write Video-R1's final JSON per dataset and mode next to the results.
         save_traces (`bool`, *optional*, defaults to `True`):
-            Store the per-token traces (about 30 kB per 1000-token record).
+            Store the per-token traces (about 35 kB per 1000-token record).
         progress (`bool`, *optional*, defaults to `True`):
             Show a tqdm progress bar.
         warmup (`bool`, *optional*, defaults to `True`):
-            Before the first timed answer, run each mode once for two tokens (see [`warm_up`]).
+            Before the first timed batch, run each mode once for two tokens (see [`warm_up`]).
 
     Returns:
         `dict | None`: The summary of the whole results file (every dataset in it), written as
@@ -808,8 +299,8 @@ def evaluate(
         (the last rank to finish merges and summarises).
 
     Raises:
-        ValueError: For bad arguments, mismatching resume settings, samples the model cannot take, or a results
-            file with a corrupt line.
+        ValueError: For bad arguments, an unwritable output path, mismatching resume settings, samples the model
+            cannot take, or a results file with a malformed line (all checked before any generation).
         FileNotFoundError: If a video or image of the selected samples is missing (checked before any generation).
     """
     from tqdm.auto import tqdm
@@ -822,10 +313,11 @@ def evaluate(
     num_frames, fps, max_frames = frame_sampling(num_frames, fps, max_frames)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise ValueError(f"`limit` must be a non-negative integer or None, got {limit!r}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
     rank, world = resolve_shard(shard)
-    output_path = Path(output_path)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    write_path = output_path if world == 1 else _rank_path(output_path, rank)
+    output_path = check_output_path(output_path)
+    write_path = output_path if world == 1 else check_output_path(_rank_path(output_path, rank))
     root = Path(video_root).expanduser() if video_root is not None else None
     multimodal = is_multimodal(processor)
 
@@ -851,9 +343,9 @@ def evaluate(
         }
         for mode, cfg in mode_configs.items()
     }
-    existing = _all_records(output_path)
+    existing = _all_records(output_path)  # read and checked: a malformed line stops here, before any answer
     _check_settings(existing, dataset_name, expected, output_path)
-    done = {_record_key(r) for r in existing}
+    done = {_record_key(r) for r in existing if not (retry_failed and r.get("error") is not None)}
     todo = []
     for index, sample in mine:
         missing = [m for m in modes if (dataset_name, ids[index], m) not in done]
@@ -897,6 +389,8 @@ def evaluate(
     if skipped:
         logger.info("%s: %d record(s) already in the results, skipped.", dataset_name, skipped)
     shard_note = f" [rank {rank}/{world}]" if world > 1 else ""
+    frames = {"num_frames": num_frames, "fps": fps, "max_frames": max_frames, "video_backend": video_backend}
+    warned: set[str] = set()
     _cut_partial_tail(write_path)
     with (
         open(write_path, "a", encoding="utf-8") as handle,
@@ -909,23 +403,80 @@ def evaluate(
         ) as bar,
     ):
         scores: dict[str, list[float]] = {mode: [] for mode in modes}
-        for index, sample, missing in todo:
-            inputs = _sample_inputs(
-                processor, sample, multimodal, root, num_frames, fps, max_frames, video_backend
+
+        def write(records: list[dict]) -> None:
+            handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+            handle.flush()
+            os.fsync(handle.fileno())
+            for record in records:
+                scores[record["mode"]].append(record["score"])
+            bar.update(len(records))
+            bar.set_postfix({m: f"{sum(s) / len(s):.2f}" for m, s in scores.items() if s}, refresh=False)
+
+        def base_fields(index: int, sample: Mapping, mode: str) -> dict[str, Any]:
+            return {
+                "id": ids[index],
+                "index": index,
+                "dataset": dataset_name,
+                "mode": mode,
+                "model": model_name,
+                **sample_fields(sample, dataset_name, warned),
+                "problem_type": sample["problem_type"],
+            }
+
+        def fail(index: int, sample: Mapping, missing: Sequence[str], error: BaseException) -> None:
+            logger.warning(
+                "%s: sample %d (%s) failed and is recorded as failed: %s: %s",
+                dataset_name,
+                index,
+                sample.get("path"),
+                type(error).__name__,
+                (str(error).strip().splitlines() or [""])[0],
             )
+            write(
+                [
+                    {
+                        **failed_record(base_fields(index, sample, mode), sample, error),
+                        "knobs": expected[mode]["knobs"],
+                        "generation": generation,
+                    }
+                    for mode in missing
+                ]
+            )
+
+        for start in range(0, len(todo), batch_size):
+            chunk = []
+            for index, sample, missing in todo[start : start + batch_size]:
+                try:
+                    prompt = _sample_prompt(processor, sample, multimodal, root, **frames)
+                except SAMPLE_ERRORS as error:
+                    fail(index, sample, missing, error)
+                    continue
+                chunk.append(_Item(index, sample, missing, prompt))
+            chunk_inputs, chunk = _collate(processor, chunk, fail)
+            if not chunk:
+                continue
             if warmup:
                 for mode in modes:
                     warm_up(
                         model,
                         processor,
-                        inputs,
+                        chunk_inputs,
                         modes=(mode,),
                         vreason_config=mode_configs[mode],
                         generate_kwargs=generate_kwargs,
                     )
                 warmup = False
-            for mode in missing:
-                result = generate_answer(
+            for mode in modes:
+                rows = [item for item in chunk if mode in item.missing]
+                if not rows:
+                    continue
+                inputs = (
+                    chunk_inputs
+                    if len(rows) == len(chunk)
+                    else build_batch_inputs(processor, [item.prompt for item in rows])
+                )
+                results = generate_batch(
                     model,
                     processor,
                     inputs,
@@ -933,48 +484,26 @@ def evaluate(
                     vreason_config=mode_configs[mode],
                     generate_kwargs=generate_kwargs,
                 )
-                detail = score_sample_detailed(sample, result.text)
-                record = {
-                    "id": ids[index],
-                    "index": index,
-                    "dataset": dataset_name,
-                    "mode": mode,
-                    "model": model_name,
-                    "problem_type": sample["problem_type"],
-                    "prediction": result.text,
-                    "extracted": detail.extracted,
-                    "target": detail.target,
-                    "score": detail.score,
-                    "parsable": detail.parsable,
-                    "secondary": detail.secondary,
-                    "output_tokens": result.output_tokens,
-                    "seconds": round(result.seconds, 4),
-                    "peak_memory_mb": None
-                    if result.peak_memory_mb is None
-                    else round(result.peak_memory_mb, 1),
-                    "memory_source": result.memory_source,
-                    "optimizer_steps": result.optimizer_steps,
-                    "knobs": expected[mode]["knobs"],
-                    "generation": generation,
-                }
-                if save_traces:
-                    record.update(
-                        entropies=result.entropies, ema_entropies=result.ema_entropies, alphas=result.alphas
-                    )
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-                scores[mode].append(detail.score)
-                bar.update(1)
-                bar.set_postfix({m: f"{sum(s) / len(s):.2f}" for m, s in scores.items() if s}, refresh=False)
+                write(
+                    [
+                        _record(
+                            base_fields(item.index, item.sample, mode),
+                            item.sample,
+                            result,
+                            expected[mode],
+                            save_traces,
+                        )
+                        for item, result in zip(rows, results, strict=True)
+                    ]
+                )
 
     if world == 1:
-        return merge_results(output_path)
+        return merge_results(output_path, video_r1_json=video_r1_json)
     have = {_record_key(r) for r in _all_records(output_path)}
     wanted = {(dataset_name, ids[index], mode) for index, _ in selected for mode in modes}
     if wanted <= have:
         logger.info("Rank %d finished last: merging the rank files into %s.", rank, output_path)
-        return merge_results(output_path)
+        return merge_results(output_path, video_r1_json=video_r1_json)
     logger.info(
         "Rank %d finished its shard; %d record(s) of other ranks are still missing (the last rank to finish merges, "
         "or run `vreason eval --merge --output %s`).",
@@ -985,33 +514,99 @@ def evaluate(
     return None
 
 
-def _sample_inputs(
+@dataclass
+class _Item:
+    """A sample of the batch being run: its index, record, the modes it still lacks and its prepared prompt."""
+
+    index: int
+    sample: Mapping
+    missing: list[str]
+    prompt: Prompt
+
+
+def _collate(
+    processor: Any, items: list[_Item], fail: Callable[[int, Mapping, Sequence[str], BaseException], None]
+) -> tuple[Any, list[_Item]]:
+    """Batch the items' prompts; a sample the processor rejects is recorded as failed and left out."""
+    if not items:
+        return None, []
+    try:
+        return build_batch_inputs(processor, [item.prompt for item in items]), items
+    except SAMPLE_ERRORS as error:
+        if len(items) == 1:
+            fail(items[0].index, items[0].sample, items[0].missing, error)
+            return None, []
+    good = []
+    for item in items:  # find the culprit(s): only paid when a batch fails
+        try:
+            build_batch_inputs(processor, [item.prompt])
+        except SAMPLE_ERRORS as error:
+            fail(item.index, item.sample, item.missing, error)
+            continue
+        good.append(item)
+    if not good:
+        return None, []
+    return build_batch_inputs(processor, [item.prompt for item in good]), good
+
+
+def _record(
+    base: Mapping[str, Any],
+    sample: Mapping,
+    result: GenerationResult,
+    expected: Mapping[str, Any],
+    save_traces: bool,
+) -> dict[str, Any]:
+    """The results record of one answer (see :func:`evaluate` for the fields)."""
+    detail = score_sample_detailed(sample, result.text)
+    record = {
+        **base,
+        **video_r1_fields(sample, result.text, detail.extracted, detail.score),
+        "score": detail.score,
+        "target": detail.target,
+        "parsable": detail.parsable,
+        "secondary": detail.secondary,
+        "error": None,
+        "output_tokens": result.output_tokens,
+        "seconds": round(result.seconds, 4),
+        "batch_size": result.batch_size,
+        "peak_memory_mb": None if result.peak_memory_mb is None else round(result.peak_memory_mb, 1),
+        "memory_source": result.memory_source,
+        "optimizer_steps": result.optimizer_steps,
+        "knobs": expected["knobs"],
+        "generation": expected["generation"],
+    }
+    if save_traces:
+        record.update(
+            output_ids=result.token_ids,
+            entropies=result.entropies,
+            ema_entropies=result.ema_entropies,
+            alphas=result.alphas,
+        )
+    return record
+
+
+def _sample_prompt(
     processor: Any,
     sample: Mapping,
     multimodal: bool,
     root: Path | None,
+    *,
     num_frames: int | None,
     fps: float | None,
     max_frames: int | None,
     video_backend: str,
-) -> Any:
+) -> Prompt:
+    """The sample's prompt: Video-R1's question text and its decoded video (or image)."""
     text = build_prompt(sample)
     if not multimodal:
-        return build_inputs(processor, text)
+        return Prompt(text)
     path = _resolve_media(sample, root)
     if sample["data_type"] == "image":
         from PIL import Image
 
         with Image.open(path) as image:
-            return build_inputs(processor, text, image=image.convert("RGB"))
+            return Prompt(text, image=image.convert("RGB"))
     from ..video import load_video
 
-    if num_frames is not None:
-        # Uniform sampling of `num_frames` is the same as taking every frame and capping at `num_frames` (the same
-        # rounded linspace), except that a shorter clip gives all its frames instead of raising mid-run.
-        cap = num_frames if max_frames is None else min(num_frames, max_frames)
-        num_frames, max_frames = None, cap
-    frames, metadata = load_video(
-        path, num_frames=num_frames, fps=fps, max_frames=max_frames, backend=video_backend
-    )
-    return build_inputs(processor, text, video=frames, video_metadata=metadata)
+    frames, metadata = load_video(path, backend=video_backend, **frame_request(num_frames, fps, max_frames))
+    return Prompt(text, video=frames, video_metadata=metadata)

@@ -35,6 +35,7 @@ __all__ = [
     "ScoreResult",
     "build_prompt",
     "extract_answer",
+    "extract_think",
     "mean_relative_accuracy",
     "ocr_score",
     "parse_number",
@@ -89,6 +90,7 @@ MRA_THRESHOLDS: tuple[Fraction, ...] = tuple(Fraction(50 + 5 * k, 100) for k in 
 
 _MRA_EPSILON = Fraction(1, 10**8)
 _ANSWER_RE = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.DOTALL)
+_THINK_RE = re.compile(r"<think>\s*(.*?)\s*</think>", re.DOTALL)
 _OPTION_LABEL_RE = re.compile(r"^\s*\(?([A-Za-z])\s*[.):]")
 _WORD_RE = re.compile(r"\w+")
 
@@ -191,6 +193,21 @@ def extract_answer(text: str) -> str:
         if answer:
             return answer
     return text.strip()
+
+
+def extract_think(text: str) -> str:
+    """Extract the reasoning of a model output, as Video-R1 does for its ``process`` field.
+
+    Args:
+        text (`str`):
+            The generated text.
+
+    Returns:
+        `str`: The stripped content of the first ``<think>...</think>`` block (pattern
+        ``<think>\\s*(.*?)\\s*</think>`` with ``re.DOTALL``), or ``""`` when there is none.
+    """
+    match = _THINK_RE.search(text)
+    return match.group(1).strip() if match is not None else ""
 
 
 def _has_answer_block(text: str) -> bool:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 
 from .scoring import PROBLEM_TYPES
 
-__all__ = ["RECORD_FIELDS", "summarize", "summary_to_markdown"]
+__all__ = ["RECORD_FIELDS", "check_record", "summarize", "summary_to_markdown"]
 
 RECORD_FIELDS: tuple[str, ...] = (
     "dataset",
@@ -20,7 +20,7 @@ RECORD_FIELDS: tuple[str, ...] = (
     "peak_memory_mb",
     "parsable",
 )
-"""Keys every record passed to :func:`summarize` must have (``secondary`` is optional)."""
+"""Keys every record passed to :func:`summarize` must have (``secondary`` and ``error`` are optional)."""
 
 _ACCURACY_TYPES = ("multiple choice", "numerical")
 
@@ -29,13 +29,45 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _number(value: object, *, field: str, index: int, optional: bool) -> float | None:
+def _number(value: object, *, field: str, where: str, optional: bool) -> float | None:
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         kind = "a finite number or None" if optional else "a finite number"
-        raise ValueError(f"record {index}: field `{field}` must be {kind}, got {value!r}.")
+        raise ValueError(f"{where}: field `{field}` must be {kind}, got {value!r}.")
     return float(value)
+
+
+def check_record(record: object, where: str) -> None:
+    """Check that a record has what :func:`summarize` (and resuming a run) needs.
+
+    Args:
+        record (`object`):
+            The decoded record.
+        where (`str`):
+            Where it comes from, for the message (e.g. ``"record 3"`` or ``"'results.jsonl': line 4"``).
+
+    Raises:
+        ValueError: If the record is not an object, lacks a field of :data:`RECORD_FIELDS`, or a field has the
+            wrong type or value (the message starts with ``where`` and names the field).
+    """
+    if not isinstance(record, Mapping):
+        raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}.")
+    for field in RECORD_FIELDS:
+        if field not in record:
+            raise ValueError(f"{where}: missing field `{field}`.")
+    problem_type = record["problem_type"]
+    if problem_type not in PROBLEM_TYPES:
+        allowed = ", ".join(repr(t) for t in PROBLEM_TYPES)
+        raise ValueError(f"{where}: unknown `problem_type` {problem_type!r}; allowed values are: {allowed}.")
+    if not isinstance(record["parsable"], bool):
+        raise ValueError(f"{where}: field `parsable` must be a bool, got {record['parsable']!r}.")
+    error = record.get("error")
+    if error is not None and not isinstance(error, str):
+        raise ValueError(f"{where}: field `error` must be a string or None, got {error!r}.")
+    _number(record["score"], field="score", where=where, optional=False)
+    for field in ("output_tokens", "seconds", "peak_memory_mb", "secondary"):
+        _number(record.get(field), field=field, where=where, optional=True)
 
 
 def summarize(records: Iterable[Mapping]) -> dict:
@@ -49,9 +81,11 @@ def summarize(records: Iterable[Mapping]) -> dict:
 
     Per group the summary holds:
 
-    - ``n``: number of records; ``n_unparsable``: how many have ``parsable`` false;
+    - ``n``: number of records; ``n_failed``: how many record a sample that could not be run (a non-`None`
+      ``error``, e.g. a corrupt video); ``n_unparsable``: how many others have ``parsable`` false;
     - ``accuracy`` over the multiple-choice and numerical items (``n_accuracy`` of them); OCR and
-      free-form items are *not* part of this average (Video-R1 would count them as 0);
+      free-form items are *not* part of this average (Video-R1 would count them as 0). Failed samples count
+      0 here and in ``mra``, as in Video-R1's script, so the denominators stay the whole benchmark;
     - ``mra`` over the regression items (``n_regression``);
     - ``ocr_score`` (mean ``1 - WER``, ``n_ocr`` items) and ``rouge_l`` (mean ROUGE-L F1,
       ``n_free_form`` items), averaged over the records whose ``secondary`` is not `None`;
@@ -71,42 +105,34 @@ def summarize(records: Iterable[Mapping]) -> dict:
         Datasets and modes keep their order of first appearance.
 
     Raises:
-        ValueError: If a record lacks a field or has a malformed value (the message names the record
-            index and the field).
+        ValueError: If a record lacks a field or has a malformed value (see :func:`check_record`; the message
+            names the record index and the field).
     """
     groups: dict[str, dict[str, dict[str, list]]] = {}
     for index, record in enumerate(records):
-        for field in RECORD_FIELDS:
-            if field not in record:
-                raise ValueError(f"record {index}: missing field `{field}`.")
+        check_record(record, f"record {index}")
         problem_type = record["problem_type"]
-        if problem_type not in PROBLEM_TYPES:
-            allowed = ", ".join(repr(t) for t in PROBLEM_TYPES)
-            raise ValueError(
-                f"record {index}: unknown `problem_type` {problem_type!r}; allowed values are: {allowed}."
-            )
-        if not isinstance(record["parsable"], bool):
-            raise ValueError(f"record {index}: field `parsable` must be a bool, got {record['parsable']!r}.")
-        score = _number(record["score"], field="score", index=index, optional=False)
+        score = float(record["score"])
+        failed = record.get("error") is not None
         bucket = groups.setdefault(str(record["dataset"]), {}).setdefault(
             str(record["mode"]),
             {key: [] for key in ("accuracy", "mra", "ocr", "free_form", "tokens", "seconds", "memory")}
-            | {"n": [], "unparsable": []},
+            | {"n": [], "unparsable": [], "failed": []},
         )
         bucket["n"].append(1)
-        if not record["parsable"]:
+        if failed:
+            bucket["failed"].append(1)
+        elif not record["parsable"]:
             bucket["unparsable"].append(1)
         if problem_type in _ACCURACY_TYPES:
             bucket["accuracy"].append(score)
         elif problem_type == "regression":
             bucket["mra"].append(score)
         else:
-            secondary = _number(record.get("secondary"), field="secondary", index=index, optional=True)
-            bucket["ocr" if problem_type == "OCR" else "free_form"].append(secondary)
+            bucket["ocr" if problem_type == "OCR" else "free_form"].append(record.get("secondary"))
         for key, field in (("tokens", "output_tokens"), ("seconds", "seconds"), ("memory", "peak_memory_mb")):
-            value = _number(record[field], field=field, index=index, optional=True)
-            if value is not None:
-                bucket[key].append(value)
+            if record[field] is not None:
+                bucket[key].append(float(record[field]))
 
     per_dataset: dict[str, dict[str, dict]] = {}
     for dataset, modes in groups.items():
@@ -114,6 +140,7 @@ def summarize(records: Iterable[Mapping]) -> dict:
         for mode, bucket in modes.items():
             per_dataset[dataset][mode] = {
                 "n": len(bucket["n"]),
+                "n_failed": len(bucket["failed"]),
                 "n_unparsable": len(bucket["unparsable"]),
                 "n_accuracy": len(bucket["accuracy"]),
                 "accuracy": _mean(bucket["accuracy"]),
@@ -157,7 +184,8 @@ def summary_to_markdown(summary: Mapping) -> str:
     """Render the output of :func:`summarize` as Markdown tables.
 
     The first table has one row per (dataset, mode); metrics are shown in percent with one decimal and
-    the number of items they average in parentheses, ``–`` when there is none. A second table gives the
+    the number of items they average in parentheses, ``–`` when there is none; ``failed`` counts the samples
+    that could not be run (they score 0). A second table gives the
     macro accuracy of each mode over its datasets.
 
     Args:
@@ -169,8 +197,8 @@ def summary_to_markdown(summary: Mapping) -> str:
     """
     lines = [
         "| dataset | mode | n | accuracy % (n) | MRA % (n) | OCR 1−WER % (n) | ROUGE-L % (n) "
-        "| unparsable | mean output tokens | mean s | peak memory MB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| unparsable | failed | mean output tokens | mean s | peak memory MB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for dataset, modes in summary["per_dataset"].items():
         for mode, m in modes.items():
@@ -183,6 +211,7 @@ def summary_to_markdown(summary: Mapping) -> str:
                 _percent(m["ocr_score"], m["n_ocr"]),
                 _percent(m["rouge_l"], m["n_free_form"]),
                 str(m["n_unparsable"]),
+                str(m.get("n_failed", 0)),
                 _plain(m["mean_output_tokens"], 1),
                 _plain(m["mean_seconds"], 2),
                 _plain(m["max_peak_memory_mb"], 0),

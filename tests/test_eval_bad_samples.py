@@ -1,0 +1,218 @@
+"""The evaluation runner and bad input (issue 11, item 7): a bad sample fails alone, bad files fail first and clearly.
+
+Each test here failed on the code before the fix: a corrupt video stopped every rerun at that sample; a malformed
+results line was found only after all remaining answers were generated; non-UTF-8 files, an output path that is a
+folder and wrong-field records gave a traceback or a message without the file; gold answers without `<answer>` tags
+or non-numeric numerical targets were silently scored 0.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from vreason_hf.cli import main
+from vreason_hf.eval import evaluate, load_samples, read_records
+from vreason_hf.testing import build_tiny_qwen2_5_vl, real_clip_path
+
+GENERATE = {"max_new_tokens": 3}
+
+
+def _sample(path: str, problem_id: int, **overrides) -> dict:
+    sample = {
+        "problem_id": problem_id,
+        "problem": "What are the people riding?",
+        "options": ["A. bicycles", "B. horses"],
+        "problem_type": "multiple choice",
+        "data_type": "video",
+        "path": path,
+        "solution": "<answer>A</answer>",
+    }
+    sample.update(overrides)
+    return sample
+
+
+@pytest.fixture
+def clips(tmp_path) -> Path:
+    """A folder with a small real clip (176x144) and a corrupt `.mp4` (random bytes)."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    shutil.copyfile(real_clip_path("carphone_pristine.mp4"), folder / "good.mp4")
+    (folder / "corrupt.mp4").write_bytes(bytes(range(256)) * 40)
+    return folder
+
+
+@pytest.fixture
+def counted_generate(tiny_qwen2_5_vl, monkeypatch) -> list[int]:
+    """Count the tiny model's `generate` calls (restored after the test)."""
+    model, _ = tiny_qwen2_5_vl
+    calls: list[int] = []
+    original = model.generate
+
+    def generate(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model, "generate", generate)
+    return calls
+
+
+def _run(model_and_processor, samples, output, clips, **kwargs):
+    model, processor = model_and_processor
+    options = {"generate_kwargs": GENERATE, "num_frames": 4, "video_root": clips, "progress": False}
+    return evaluate(model, processor, samples, output_path=output, warmup=False, **(options | kwargs))
+
+
+def test_a_corrupt_video_is_recorded_as_failed_and_not_retried_unless_asked(
+    tiny_qwen2_5_vl, clips, counted_generate, tmp_path
+):
+    samples = [_sample("good.mp4", 1), _sample("corrupt.mp4", 2), _sample("good.mp4", 3)]
+    output = tmp_path / "results.jsonl"
+    summary = _run(tiny_qwen2_5_vl, samples, output, clips)  # does not stop at the corrupt sample
+    records = read_records(output)
+    assert [(r["index"], r["error"] is None) for r in records] == [(0, True), (1, False), (2, True)]
+    failed = records[1]
+    assert "corrupt.mp4" in failed["error"] and failed["error"].startswith("VideoDecodeError: ")
+    assert (failed["score"], failed["output"], failed["output_tokens"]) == (0.0, None, None)
+    metrics = summary["per_dataset"]["dataset"]["vreason"]
+    assert (metrics["n"], metrics["n_failed"], metrics["n_accuracy"]) == (3, 1, 3)  # counted, and scored 0
+
+    # A rerun skips the failed sample: nothing is generated and the file does not change.
+    before, calls = output.read_text(), len(counted_generate)
+    _run(tiny_qwen2_5_vl, samples, output, clips)
+    assert len(counted_generate) == calls and output.read_text() == before
+
+    # Once the video is fixed, `retry_failed` runs it again and its record replaces the failed one.
+    shutil.copyfile(clips / "good.mp4", clips / "corrupt.mp4")
+    summary = _run(tiny_qwen2_5_vl, samples, output, clips, retry_failed=True)
+    records = read_records(output)
+    assert [r["index"] for r in records] == [0, 1, 2] and all(r["error"] is None for r in records)
+    assert records[1]["output"] == records[0]["output"]  # the same clip and question as sample 0
+    assert summary["per_dataset"]["dataset"]["vreason"]["n_failed"] == 0
+
+
+def test_a_malformed_results_line_stops_the_run_before_any_generation(
+    tiny_qwen2_5_vl, clips, counted_generate, tmp_path
+):
+    samples = [_sample("good.mp4", 1), _sample("good.mp4", 2)]
+    output = tmp_path / "results.jsonl"
+    _run(tiny_qwen2_5_vl, samples, output, clips, limit=1)
+    (record,) = read_records(output)
+    calls = len(counted_generate)
+    output.write_text(json.dumps({**record, "score": "high"}) + "\n")
+    with pytest.raises(ValueError, match=r"results\.jsonl'?: line 1: field `score` must be a finite number"):
+        _run(tiny_qwen2_5_vl, samples, output, clips)
+    assert len(counted_generate) == calls  # found before the second sample was generated
+
+
+def test_gold_answers_that_cannot_be_scored_are_reported_at_load(tmp_path):
+    path = tmp_path / "eval_bad.json"
+    path.write_text(json.dumps([_sample("a.mp4", 1), _sample("a.mp4", 2, solution="A")]))
+    with pytest.raises(ValueError, match=r"record 1: `solution` 'A' has no non-empty <answer>"):
+        load_samples(path)
+    numerical = _sample("a.mp4", 3, problem_type="numerical", solution="<answer>three</answer>")
+    del numerical["options"]
+    path.write_text(json.dumps([numerical]))
+    with pytest.raises(ValueError, match=r"record 0: the numerical gold answer 'three' is not a number"):
+        load_samples(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# The command line: one clear line naming the file, no traceback
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny-qwen2_5_vl")
+    model, processor = build_tiny_qwen2_5_vl()
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _restore_transformers_logging():
+    """In-process `main` quiets transformers (verbosity, progress bars): restore it for the other tests."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    yield
+    hf_logging.set_verbosity(verbosity)
+    if bars:
+        hf_logging.enable_progress_bar()
+
+
+def _call(argv: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    out = capsys.readouterr()
+    return exit_info.value.code, out.out, out.err
+
+
+def _one_line_error(code: int, err: str, *fragments: str) -> None:
+    assert code == 1, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def _eval(model_dir: Path, data: Path, output: Path, clips: Path) -> list[str]:
+    return [
+        "eval", "--model", str(model_dir), "--data", str(data), "--output", str(output),
+        "--video-root", str(clips), "--max-new-tokens", "3", "--num-frames", "4", "--no-progress",
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def data_file(tmp_path) -> Path:
+    path = tmp_path / "eval_bikes.json"
+    path.write_text(json.dumps([_sample("good.mp4", 1), _sample("corrupt.mp4", 2)]))
+    return path
+
+
+def test_cli_non_utf8_data_file_names_the_file(model_dir, clips, tmp_path, capsys):
+    data = tmp_path / "eval_latin1.json"
+    data.write_bytes(json.dumps([_sample("good.mp4", 1, problem="Qu'est-ce que c'est ?")]).encode() + b"\xe9")
+    code, _, err = _call(_eval(model_dir, data, tmp_path / "r.jsonl", clips), capsys)
+    _one_line_error(code, err, str(data), "not UTF-8")
+
+
+def test_cli_non_utf8_results_file_names_the_file(model_dir, data_file, clips, tmp_path, capsys):
+    output = tmp_path / "r.jsonl"
+    output.write_bytes(b'{"id": "caf\xe9"}\n')
+    code, _, err = _call(_eval(model_dir, data_file, output, clips), capsys)
+    _one_line_error(code, err, str(output), "not UTF-8")
+
+
+def test_cli_output_path_that_is_a_folder_is_one_line(model_dir, data_file, clips, tmp_path, capsys):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    code, _, err = _call(_eval(model_dir, data_file, folder, clips), capsys)
+    _one_line_error(code, err, str(folder), "is a folder")
+
+
+def test_cli_wrong_field_record_names_the_file_and_line(model_dir, data_file, clips, tmp_path, capsys):
+    output = tmp_path / "r.jsonl"
+    output.write_text(
+        json.dumps({"dataset": "bikes", "id": "000000-x", "mode": "vreason", "score": 1}) + "\n"
+    )
+    code, _, err = _call(_eval(model_dir, data_file, output, clips), capsys)
+    _one_line_error(code, err, str(output), "line 1", "missing field `problem_type`")
+
+
+def test_cli_counts_failed_samples_and_says_how_to_retry(model_dir, data_file, clips, tmp_path, capsys):
+    output = tmp_path / "r.jsonl"
+    code, out, err = _call(_eval(model_dir, data_file, output, clips), capsys)
+    assert code == 0, err
+    header, *rows = [line for line in out.splitlines() if line.startswith("| ")]
+    columns = [cell.strip() for cell in header.strip("|").split("|")]
+    row = next(r for r in rows if r.startswith("| bikes | vreason |"))
+    cells = dict(zip(columns, (cell.strip() for cell in row.strip("|").split("|")), strict=True))
+    assert (cells["n"], cells["failed"]) == ("2", "1")
+    assert "1 answer(s) failed" in err and "--retry-failed" in err
+    assert "corrupt.mp4" in err  # the warning names the sample's file
