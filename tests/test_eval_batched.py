@@ -102,7 +102,6 @@ def test_batched_records_equal_batch_one_records_token_for_token(tiny_qwen2_5_vl
     )
 
 
-@pytest.mark.xfail(strict=True, reason="needs the Lite batch fix of the safety branch")
 def test_batched_lite_equals_batch_one(tiny_qwen2_5_vl, clip_dir, tmp_path):
     samples = _samples()[:2]
     options = {"modes": ("lite",), "generate_kwargs": {"max_new_tokens": 4}}

@@ -9,7 +9,6 @@ wandb is disabled (lmms-eval only logs to wandb when `--wandb_args` is given).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -31,15 +30,6 @@ KNOBS = {"lr": 0.1, "update_every": 2}
 FRAMES = 4
 MAX_NEW = 6  # the task's max_new_tokens
 
-# lmms-eval 0.7.3 imports `filelock._api`, which filelock 4 removed; the `lmms-eval` extra pins filelock<4. Where an
-# environment has filelock 4 anyway, the test process aliases the module before running the same entry point.
-_RUN = """
-import importlib.util, runpy, sys
-if importlib.util.find_spec("filelock._api") is None:
-    import filelock._core
-    sys.modules["filelock._api"] = filelock._core
-runpy.run_module("vreason_hf.integrations.lmms_eval", run_name="__main__", alter_sys=True)
-"""
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +42,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 
 def _lmms_eval(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    needs_alias = importlib.util.find_spec("filelock._api") is None
-    command = (
-        [sys.executable, "-c", _RUN]
-        if needs_alias
-        else [sys.executable, "-m", "vreason_hf.integrations.lmms_eval"]
-    )
+    command = [sys.executable, "-m", "vreason_hf.integrations.lmms_eval"]
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
