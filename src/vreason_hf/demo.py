@@ -15,6 +15,7 @@ Its closing lines say, per question, what V-Reason did.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ from pathlib import Path
 from .compare import comparison_table, memory_note, trace_records, verdict
 from .configuration_vreason import VReasonConfig
 
-__all__ = ["DEMO_QUESTIONS", "VIDEO_QUESTIONS", "DemoQuestion", "run_demo"]
+__all__ = ["DEMO_QUESTIONS", "VIDEO_QUESTIONS", "DemoQuestion", "run_demo", "write_example_files"]
+
+logger = logging.getLogger(__name__)
 
 HUB_EXAMPLE = "Qwen/Qwen2.5-VL-7B-Instruct"
 
@@ -153,17 +156,22 @@ def _plot(results: dict, path: Path, title: str) -> Path | None:
     return path
 
 
-def _example_files(out_dir: Path, echo: Echo) -> Path:
-    """Copy the real clip (or write a synthetic one) and a Video-R1 file about it into `out_dir`."""
+def write_example_files(out_dir: Path) -> Path:
+    """Copy the real clip `bikes.mp4` (or write a synthetic clip) and `eval_bikes.json` about it into `out_dir`.
+
+    Returns:
+        `Path`: the clip in `out_dir`.
+    """
     from .assets import real_clip_path
 
+    out_dir.mkdir(parents=True, exist_ok=True)
     try:
         source = real_clip_path("bikes.mp4")
     except FileNotFoundError as error:
         from .testing import write_synthetic_clip
 
         clip = write_synthetic_clip(out_dir / "synthetic.mp4")
-        echo(f"(no real clip: {str(error).splitlines()[0]} Using a synthetic clip instead.)")
+        logger.warning("No real clip (%s) Using a synthetic clip instead.", str(error).splitlines()[0])
     else:
         clip = out_dir / source.name
         if not clip.is_file() or clip.stat().st_size != source.stat().st_size:
@@ -246,7 +254,7 @@ def run_demo(out_dir: Path, max_new_tokens: int, echo: Echo, load_model: Callabl
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     outcomes = _text_model_part(echo, load_model, out_dir, max_new_tokens)
-    clip = _example_files(out_dir, echo)
+    clip = write_example_files(out_dir)
     _video_part(echo, load_model, clip, min(max_new_tokens, 24))
     _next_steps(echo, out_dir, clip)
     _summary(echo, outcomes)

@@ -4,9 +4,9 @@
 - A local folder wins; then the named models of [`~vreason_hf.assets.NAMED_MODELS`] (built offline on first
   use); anything else is a Hub id.
 - A Hub id is checked up front: unless `HF_HUB_OFFLINE=1` is set, a 2 s connection to the Hub endpoint
-  (`HF_ENDPOINT`) tells whether the Hub is reachable. When it is not, the model loads from the local Hugging Face
-  cache without any network call, or the load fails at once with a message naming the model and the fixes,
-  instead of spending a minute in download retries.
+  (`HF_ENDPOINT`) tells whether the Hub is reachable. When it is not, the model loads from its snapshot folder in
+  the local Hugging Face cache (as a local folder, so nothing tries the network), or the load fails at once with a
+  message naming the model and the fixes, instead of spending a minute in download retries.
 - Loading shows one progress bar of our own (on a terminal). While third-party progress bars are disabled (the
   command's default, see `transformers.utils.logging.disable_progress_bar`), transformers' "Loading weights" bar
   drives ours and the GGUF dequantisation bar of a first use is hidden.
@@ -78,48 +78,60 @@ def _named_list() -> str:
     return ", ".join(NAMED_MODELS)
 
 
-def resolve_model(model_id: str) -> tuple[str, dict[str, Any]]:
-    """Where to load `model_id` from, and the extra `from_pretrained` arguments that takes.
+def _cached_snapshot(model_id: str) -> str | None:
+    """The folder of `model_id`'s snapshot in the local Hugging Face cache, found without any network call."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(model_id, local_files_only=True)
+    except (LocalEntryNotFoundError, ValueError, OSError):
+        return None
+
+
+def resolve_model(model_id: str) -> str:
+    """Where to load `model_id` from.
 
     Returns:
-        `tuple[str, dict]`: a local folder or a Hub id, and `{"local_files_only": True}` when the Hub is not
-        reachable but the model is in the local cache (else `{}`).
+        `str`: the absolute path of a local folder; the name of a named model (built by [`load_model`]); the
+        model's snapshot folder in the local Hugging Face cache when the Hub is not reachable; else the Hub id.
 
     Raises:
-        `FileNotFoundError`: if `model_id` looks like a path but no such folder exists.
+        `FileNotFoundError`: if `model_id` looks like a path but no such folder exists, or `HF_HUB_OFFLINE=1` is
+            set and the model is not in the local cache.
         `ConnectionError`: if `model_id` is a Hub id, the Hub is not reachable and the model is not cached.
     """
     local = Path(model_id).expanduser()
     if local.is_dir():
-        return str(local), {}
+        return str(local.resolve())
     if model_id in NAMED_MODELS:
-        return model_id, {}  # built by `load_model`, under its progress bar
+        return model_id
     if local.exists() or model_id.startswith((".", "/", "~")) or model_id.count("/") > 1:
         raise FileNotFoundError(
             f"Model folder not found: '{model_id}' (pass a local folder, a Hub id or a named model: "
             f"{_named_list()})."
         )
-    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub import constants
 
-    cached = isinstance(try_to_load_from_cache(model_id, "config.json"), str)
     if constants.HF_HUB_OFFLINE:
-        if not cached:
+        if _cached_snapshot(model_id) is None:
             raise FileNotFoundError(
                 f"Cannot load model '{model_id}': it is not a local folder or a named model ({_named_list()}), "
                 "and HF_HUB_OFFLINE=1 is set but it is not in the local Hugging Face cache. Pass a local folder "
                 "or a named model, or download it with network access (unset HF_HUB_OFFLINE)."
             )
-        return model_id, {}
+        return model_id
     # Behind a proxy a direct connection says nothing about reachability: leave it to huggingface_hub.
     if any(os.environ.get(name) for name in _PROXY_VARIABLES) or hub_reachable():
-        return model_id, {}
-    if cached:
+        return model_id
+    snapshot = _cached_snapshot(model_id)
+    if snapshot is not None:
         logger.warning(
             "The Hugging Face Hub (%s) is not reachable: loading '%s' from the local cache.",
             constants.ENDPOINT,
             model_id,
         )
-        return model_id, {"local_files_only": True}
+        return snapshot
     raise ConnectionError(
         f"Cannot download model '{model_id}': the Hugging Face Hub ({constants.ENDPOINT}) is not reachable (no "
         f"connection within {HUB_TIMEOUT_S:g} s) and the model is not in the local cache. Pass a local folder or a "
@@ -278,15 +290,15 @@ def load_model(
         raise ValueError(f"`--dtype` must be one of {', '.join(_DTYPES)}, got {dtype!r}.")
     if device_map is None:
         device = resolve_device(device)  # fail on a bad device before loading the weights
-    source, hub_kwargs = resolve_model(model_id)
+    source = resolve_model(model_id)
     bar = _Bar(f"Loading {model_id}", progress)
     try:
-        if model_id in NAMED_MODELS and source == model_id:
+        if source in NAMED_MODELS:
             with _hide_stderr_unless_verbose(), _third_party_bars_into(bar, 0):
                 source = str(named_model_path(model_id, on_build=lambda what: bar.stage(what, 0)))
         bar.stage("config", 0)
         try:
-            config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, **hub_kwargs)
+            config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
         except OSError as error:
             first = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise FileNotFoundError(f"Cannot load model {model_id!r}: {first}") from error
@@ -297,7 +309,6 @@ def load_model(
         kwargs: dict[str, Any] = {
             "dtype": "auto" if dtype == "auto" else getattr(torch, dtype),
             "trust_remote_code": trust_remote_code,
-            **hub_kwargs,
         }
         if device_map is not None:
             kwargs["device_map"] = device_map
@@ -313,7 +324,7 @@ def load_model(
             model = model_class.from_pretrained(source, **kwargs)
         bar.stage("processor", _STAGES["config"] + _STAGES["weights"])
         loader = AutoProcessor if multimodal else AutoTokenizer
-        processor = loader.from_pretrained(source, trust_remote_code=trust_remote_code, **hub_kwargs)
+        processor = loader.from_pretrained(source, trust_remote_code=trust_remote_code)
         bar.stage("device", 100 - _STAGES["device"])
         if device_map is None:
             model = model.to(device)
