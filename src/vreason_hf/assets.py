@@ -203,6 +203,7 @@ class NamedModel:
             source (e.g. an updated package) is rebuilt.
         save (`Callable[[Path], None]`): writes the model folder.
         first_use (`str`): what the first use does, for the progress bar.
+        random (`bool`): random weights: its words are meaningless.
     """
 
     name: str
@@ -210,6 +211,7 @@ class NamedModel:
     source: Callable[[], dict[str, object]]
     save: Callable[[Path], None]
     first_use: str
+    random: bool = False
 
 
 NAMED_MODELS: dict[str, NamedModel] = {
@@ -229,6 +231,7 @@ NAMED_MODELS: dict[str, NamedModel] = {
             _source_tiny_qwen2_5_vl,
             _save_tiny_qwen2_5_vl,
             "building the tiny random model (first use only)",
+            random=True,
         ),
     )
 }

@@ -212,7 +212,10 @@ def _configure_logging(verbose: bool) -> None:
     try:
         from transformers.utils import logging as hf_logging
 
-        if not verbose:
+        if verbose:
+            hf_logging.set_verbosity_warning()
+            hf_logging.enable_progress_bar()
+        else:
             hf_logging.set_verbosity_error()
             hf_logging.disable_progress_bar()
     except ImportError:  # pragma: no cover - transformers is a dependency
@@ -262,7 +265,12 @@ BackendOption = Annotated[str, typer.Option(help='Video decoder: "auto", "decord
 @app.callback()
 def _root(
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Debug logging, transformers warnings.")
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Debug logging, transformers' warnings and progress bars (off by default: one bar of our own).",
+        ),
     ] = False,
 ) -> None:
     _configure_logging(verbose)
@@ -340,6 +348,8 @@ def run(
             model, device=device, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code
         )
         typer.echo(f"Model: {model} ({type(model_obj).__name__}, {model_obj.device}, {model_obj.dtype})")
+        if model in NAMED_MODELS and NAMED_MODELS[model].random and not Path(model).is_dir():
+            typer.echo(f"({model} has random weights: its words are meaningless; it shows the video path.)")
         if video is not None:
             if not is_multimodal(processor):
                 raise ValueError(f"{model!r} is a text-only model: it cannot take `--video`.")

@@ -221,16 +221,19 @@ def _video_part(echo: Echo, load_model: Callable, clip: Path, max_new_tokens: in
 
 def _next_steps(echo: Echo, out_dir: Path, clip: Path) -> None:
     question = VIDEO_QUESTIONS[0]["problem"]
-    echo("\n== 3. Try next (files written to " + f"{out_dir}/)")
+    data = out_dir / "eval_bikes.json"
+    echo(f"\n== 3. Try next (the clip and {data.name} are in {out_dir}/)")
     echo(
-        f'  vreason run --model smollm2 --controller-scope prompt --question "{DEMO_QUESTIONS[0].question}" --compare'
+        f'  vreason run --model smollm2 --controller-scope prompt --question "{DEMO_QUESTIONS[0].question}" '
+        "--compare --max-new-tokens 128"
     )
     echo(
-        f'  vreason run --model tiny-qwen2.5-vl --video {clip} --question "{question}" --compare --plot trace.png'
+        f'  vreason run --model tiny-qwen2.5-vl --video {clip} --question "{question}" --compare --plot trace.png '
+        "--max-new-tokens 24"
     )
     echo(
-        f"  vreason eval --model tiny-qwen2.5-vl --data {out_dir / 'eval_bikes.json'} --video-root {out_dir} "
-        "--output results/bikes.jsonl --compare"
+        f"  vreason eval --model tiny-qwen2.5-vl --data {data} --video-root {out_dir} --output results/bikes.jsonl "
+        "--compare --max-new-tokens 64"
     )
     echo("With a real video model (downloads it from the Hugging Face Hub):")
     echo(

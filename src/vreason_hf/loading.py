@@ -166,7 +166,7 @@ class _Bar:
             disable=None if enabled else True,  # None: shown on a terminal only
             file=sys.stderr,
             leave=False,
-            bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}]",
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}{postfix}]",
         )
 
     def stage(self, name: str, done: float) -> None:
@@ -233,7 +233,10 @@ def _third_party_bars_into(bar: _Bar, share: float) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _hide_stderr_unless_verbose() -> Iterator[None]:
-    """Hide what third-party code writes to `sys.stderr` (the GGUF dequantisation bar) while bars are disabled."""
+    """Hide what third-party code writes to `sys.stderr` (the GGUF dequantisation bar) while bars are disabled.
+
+    `sys.stderr` is process-wide: this is used only around a named model's first-use build.
+    """
     from transformers.utils import logging as hf_logging
 
     if hf_logging.is_progress_bar_enabled():
