@@ -132,6 +132,15 @@ def machine() -> str:
     return f"{device}{busy}; Python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}"
 
 
+def terminal_view(text: str) -> str:
+    """What a terminal leaves on screen: of a line redrawn with carriage returns (a progress bar), its last state."""
+    lines = []
+    for line in text.split("\n"):
+        states = [state for state in line.split("\r") if state.strip()]
+        lines.append(states[-1] if states else "")
+    return "\n".join(lines)
+
+
 def run_commands(commands: list[ReadmeCommand], cwd: Path) -> dict[str, str]:
     """Run the runnable commands in `cwd` with the console script; return the output of each recorded one."""
     vreason = Path(sys.executable).with_name("vreason")
@@ -146,14 +155,14 @@ def run_commands(commands: list[ReadmeCommand], cwd: Path) -> dict[str, str]:
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            text=True,
             env={**os.environ, "HF_HUB_OFFLINE": "1"},
         )
-        print(result.stdout, flush=True)
+        output = result.stdout.decode("utf-8", errors="replace")  # bytes: keep the carriage returns of bars
+        print(output, flush=True)
         if result.returncode != 0:
             raise SystemExit(f"`{command.line}` failed with exit status {result.returncode}.")
         if command.recorded:
-            outputs[command.line] = result.stdout.rstrip()
+            outputs[command.line] = terminal_view(output).rstrip()
     return outputs
 
 
@@ -179,7 +188,9 @@ def rewrite(text: str, outputs: dict[str, str], stamp: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     parser.add_argument("--check", action="store_true", help="Run and print, but do not rewrite the README.")
     args = parser.parse_args()
