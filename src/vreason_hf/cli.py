@@ -286,10 +286,10 @@ def demo(
     max_new_tokens: Annotated[int, typer.Option(help="At most this many new tokens per reply.")] = 96,
     out_dir: Annotated[
         Path,
-        typer.Option(help="Folder for the entropy plot, a copy of the real clip and a small Video-R1 file."),
+        typer.Option(help="Folder for the entropy plots, a copy of the real clip and a small Video-R1 file."),
     ] = Path("vreason-demo"),
 ) -> None:
-    """Offline demo: plain decoding vs V-Reason on a real model, the video path on a real clip, what to try next."""
+    """Offline demo on the CPU: plain decoding vs V-Reason on a real model, the video path, what to try next."""
     with _user_errors():
         from .demo import run_demo
 
