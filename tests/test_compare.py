@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vreason_hf.compare import answer_found, comparison_table, post_peak_entropy, verdict
+from vreason_hf.compare import answer_found, comparison_table, post_peak_entropy, printable, verdict
 from vreason_hf.eval import GenerationResult
 
 
@@ -86,3 +86,7 @@ def test_comparison_table_rows_per_mode():
     ]
     assert cells[1] == ["base", "yes", "10", "-", "0", "1.00", "10.0", "1234"]
     assert cells[2][:2] == ["V-Reason", "no"] and cells[2][4] == "5"
+
+
+def test_printable_escapes_control_characters_but_keeps_lines():
+    assert printable("a\x1b[31mb\n\tc\r\x00é\ufffd") == "a\\x1b[31mb\n\tc\\x0d\\x00é\ufffd"

@@ -94,6 +94,9 @@ def test_the_readme_shows_the_main_commands_and_marks_the_hub_ones():
 def test_every_recorded_output_carries_its_date_machine_and_command():
     recorded = [command for command in COMMANDS if command.recorded]
     assert len(recorded) >= 3
+    assert not re.search(
+        r"[\x00-\x08\x0b-\x1f\x7f]", README
+    )  # model output is escaped: the README stays text
     blocks = re.findall(
         r"^```console\n(\$ vreason .*?)^```\n(<sub>Recorded .*?</sub>)?", README, flags=re.M | re.S
     )

@@ -170,10 +170,10 @@ def _label(mode: str) -> str:
 
 
 def _print_answers(results: dict[str, Any]) -> None:
-    from .compare import comparison_table, memory_note
+    from .compare import comparison_table, memory_note, printable
 
     for mode, result in results.items():
-        typer.echo(f"\n[{_label(mode)}]\n{result.text}")
+        typer.echo(f"\n[{_label(mode)}]\n{printable(result.text)}")
     typer.echo("")
     typer.echo(comparison_table(results))
     typer.echo(

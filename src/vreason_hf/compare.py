@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ __all__ = [
     "format_table",
     "memory_note",
     "post_peak_entropy",
+    "printable",
     "trace_records",
     "verdict",
 ]
@@ -67,6 +69,17 @@ def post_peak_entropy(result: Any) -> float | None:
         return None
     tail = [value for value in traces.entropy[traces.peak_index + 1 :] if math.isfinite(value)]
     return sum(tail) / len(tail) if tail else None
+
+
+def printable(text: str) -> str:
+    """`text` safe for a terminal: control characters other than newline and tab are shown as `\\xNN` escapes.
+
+    A model can emit any token; a random one often emits raw control bytes, which a terminal would interpret.
+    """
+    return "".join(
+        char if char in "\n\t" or unicodedata.category(char) != "Cc" else f"\\x{ord(char):02x}"
+        for char in text
+    )
 
 
 def _fmt(value: float | None, digits: int) -> str:

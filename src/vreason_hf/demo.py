@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .compare import comparison_table, memory_note, trace_records, verdict
+from .compare import comparison_table, memory_note, printable, trace_records, verdict
 from .configuration_vreason import VReasonConfig
 
 __all__ = ["DEMO_QUESTIONS", "VIDEO_QUESTIONS", "DemoQuestion", "run_demo", "write_example_files"]
@@ -107,7 +107,7 @@ def _text_model_part(
             f"\n-- Question {number} of {len(DEMO_QUESTIONS)}: {item.question}  (known answer: {item.answer})"
         )
         for mode, label in (("base", "base"), ("vreason", "V-Reason")):
-            echo(f"[{label}]\n{results[mode].text}")
+            echo(f"[{label}]\n{printable(results[mode].text)}")
         echo("")
         echo(comparison_table(results, answer=item.answer))
         outcome, sentence = verdict(results["base"], results["vreason"], item.answer)
