@@ -735,7 +735,10 @@ def app_command(
     """Serve the comparison page: a video and a question in, plain and V-Reason answers side by side (Gradio)."""
     with _user_errors():
         from .app import build_app
+        from .loading import resolve_model
 
+        # Fail now, before serving, when the model is neither local, named, cached nor reachable on the Hub.
+        model = resolve_model(model)
         demo = build_app(
             model,
             vreason_config=VReasonConfig(**(knobs or {})),
