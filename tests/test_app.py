@@ -312,7 +312,7 @@ def test_app_on_a_taken_port_is_one_line(tmp_path, capsys):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        argv = ["app", "--model", str(tmp_path / "unused"), "--port", str(port), "--device", "cpu"]
+        argv = ["app", "--model", str(tmp_path), "--port", str(port), "--device", "cpu"]
         code, err = _call(argv, capsys)
     errors = [line for line in err.splitlines() if line.startswith("Error:")]
     assert code == 1 and "Traceback" not in err
