@@ -8,15 +8,13 @@ import pytest
 import torch
 
 from vreason_hf.eval import (
-    Prompt,
-    build_batch_inputs,
-    build_inputs,
     build_prompt,
     evaluate,
     generate_answer,
     generate_batch,
     read_records,
 )
+from vreason_hf.inputs import Prompt, build_batch_inputs, build_inputs
 from vreason_hf.testing import build_tiny_llama, real_clip_path
 from vreason_hf.video import load_video
 

@@ -12,7 +12,6 @@ import torch
 
 from vreason_hf import VReasonConfig
 from vreason_hf.eval import (
-    build_inputs,
     evaluate,
     generate_answer,
     merge_results,
@@ -20,7 +19,9 @@ from vreason_hf.eval import (
     score_sample_detailed,
     summarize,
 )
-from vreason_hf.eval.runner import resolve_shard, results_paths
+from vreason_hf.eval.results import results_paths
+from vreason_hf.eval.sharding import resolve_shard
+from vreason_hf.inputs import build_inputs
 from vreason_hf.testing import build_tiny_llama
 from vreason_hf.video import load_video
 

@@ -18,7 +18,7 @@ import pytest
 from vreason_hf.eval import evaluate, read_records, video_r1_results
 from vreason_hf.eval import runner as runner_module
 from vreason_hf.eval.generation import GenerationResult
-from vreason_hf.eval.records import results_paths
+from vreason_hf.eval.results import results_paths
 from vreason_hf.testing import real_clip_path
 
 
