@@ -32,7 +32,6 @@ FRAMES = 4
 MAX_NEW = 6  # the task's max_new_tokens
 
 
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-qwen2_5_vl")
