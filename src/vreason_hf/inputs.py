@@ -40,7 +40,6 @@ __all__ = [
     "build_batch_inputs",
     "build_inputs",
     "chat_inputs",
-    "frame_request",
     "frame_sampling",
     "is_multimodal",
 ]
@@ -82,24 +81,6 @@ def frame_sampling(
     if num_frames is None and fps is None:
         return None, DEFAULT_FPS, DEFAULT_MAX_FRAMES if max_frames is None else max_frames
     return num_frames, fps, max_frames
-
-
-def frame_request(
-    num_frames: int | None, fps: float | None, max_frames: int | None
-) -> dict[str, int | float | None]:
-    """The [`~vreason_hf.video.load_video`] arguments for resolved frame settings that tolerate short clips.
-
-    Uniform sampling of `num_frames` is the same as taking every frame and capping at `num_frames` (the same
-    rounded linspace), except that a clip shorter than `num_frames` gives all its frames instead of an error, so
-    one short clip cannot stop a long evaluation: `num_frames` is passed as that cap.
-
-    Returns:
-        `dict`: `num_frames`, `fps` and `max_frames` for `load_video`.
-    """
-    if num_frames is not None:
-        cap = num_frames if max_frames is None else min(num_frames, max_frames)
-        return {"num_frames": None, "fps": None, "max_frames": cap}
-    return {"num_frames": None, "fps": fps, "max_frames": max_frames}
 
 
 def is_multimodal(processor: Any) -> bool:
@@ -281,14 +262,6 @@ def _frames(prompt: Prompt, sampling: dict[str, Any], backend: str) -> tuple[Any
     return prompt.video, prompt.video_metadata
 
 
-def _default_metadata(frames: Any) -> Any:
-    """What processors assume for frames without metadata (no frame rate), so a batch can mix both kinds."""
-    from transformers.video_utils import VideoMetadata
-
-    count = int(frames.shape[0])
-    return VideoMetadata(total_num_frames=count, fps=None, frames_indices=list(range(count)))
-
-
 def _complete_metadata(videos: list[Any], metadata: Sequence[Any] | None) -> list[Any]:
     """Copies of the videos' metadata (processors write into it), and what processors assume for frames without."""
     metadata = list(metadata) if metadata is not None else [None] * len(videos)
@@ -302,10 +275,16 @@ def _complete_metadata(videos: list[Any], metadata: Sequence[Any] | None) -> lis
             "the Qwen-VL family), which sets wrong temporal positions. Pass the `VideoMetadata` returned by "
             "`vreason_hf.video.load_video`."
         )
-    return [
-        _default_metadata(frames) if meta is None else copy.deepcopy(meta)
-        for frames, meta in zip(videos, metadata, strict=True)
-    ]
+        from transformers.video_utils import VideoMetadata
+
+        # What processors assume for frames without metadata (no frame rate), so a batch can mix both kinds.
+        metadata = [
+            VideoMetadata(total_num_frames=len(frames), fps=None, frames_indices=list(range(len(frames))))
+            if meta is None
+            else meta
+            for frames, meta in zip(videos, metadata, strict=True)
+        ]
+    return [copy.deepcopy(meta) for meta in metadata]
 
 
 def _continues(conversation: Sequence[dict[str, Any]], continue_final_message: bool | None) -> bool:
@@ -327,8 +306,7 @@ def chat_inputs(
 ) -> Any:
     """Model inputs for chats whose video / image items are bare `{"type": "video"}` / `{"type": "image"}` entries.
 
-    The one place where chats meet the chat template and the processor: [`build_batch_inputs`] and the
-    `video-text-to-text` pipeline call it.
+    The one place where chats meet the chat template and the processor ([`build_batch_inputs`] and the pipeline).
 
     Args:
         processor (`ProcessorMixin` or `PreTrainedTokenizerBase`):

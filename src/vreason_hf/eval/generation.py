@@ -267,27 +267,16 @@ def generate_answer(
     """Generate one answer with plain decoding or V-Reason and measure it ([`generate_batch`] on one row).
 
     Args:
-        model (`PreTrainedModel`):
-            The model.
-        processor (`ProcessorMixin` or `PreTrainedTokenizerBase`):
-            Used to decode the output.
+        model, processor, mode, vreason_config, generate_kwargs:
+            As in [`generate_batch`].
         inputs (`BatchFeature` or `dict`):
             Model inputs for one sample (e.g. from [`~vreason_hf.inputs.build_inputs`]); moved to ``model.device``.
-        mode (`str`, *optional*, defaults to `"vreason"`):
-            ``"base"`` (plain `generate`), ``"vreason"`` (`custom_generate=vreason_generate` with
-            ``vreason_config``) or ``"lite"`` (the same with ``lite=True``).
-        vreason_config (`VReasonConfig` or `dict`, *optional*):
-            The knobs (defaults to `VReasonConfig()`). For ``"base"`` only ``ema_beta``, ``ema_init`` and
-            ``alpha_schedule`` are used, to compute the traces.
-        generate_kwargs (`dict`, *optional*):
-            Extra `generate` arguments, over [`DEFAULT_GENERATE_KWARGS`] (greedy, 1024 new tokens).
 
     Returns:
         [`GenerationResult`]: the text, token count, time, peak memory and per-token traces.
 
     Raises:
-        ValueError: If ``mode`` is unknown, ``mode="vreason"`` with ``lite=True`` in the config (use ``"lite"``), or
-            ``inputs`` hold more than one row (use [`generate_batch`]).
+        ValueError: As [`generate_batch`], or if ``inputs`` hold more than one row (use [`generate_batch`]).
     """
     rows = inputs["input_ids"].shape[0]
     if rows != 1:

@@ -151,11 +151,8 @@ def answer_record(
     """The record of one answer: its identifying fields, Video-R1's output fields, the score and the measurements.
 
     Args:
-        base (`Mapping`):
-            The record's identifying fields (``id``, ``index``, ``dataset``, ``mode``, ``model``, the sample's
-            fields, ...), placed first.
-        sample (`Mapping`):
-            The sample.
+        base, sample:
+            As in [`failed_record`].
         result ([`~vreason_hf.eval.GenerationResult`]):
             The answer and its measurements.
         expected (`Mapping`):

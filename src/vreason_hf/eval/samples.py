@@ -13,16 +13,34 @@ from pathlib import Path
 from typing import Any
 
 from ..configuration_vreason import VReasonConfig
-from ..inputs import Prompt, build_batch_inputs, frame_request, is_multimodal
+from ..inputs import Prompt, build_batch_inputs, is_multimodal
 from .scoring import build_prompt
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SAMPLE_ERRORS", "batch_inputs", "check_samples", "media_path", "sample_prompt"]
+__all__ = ["SAMPLE_ERRORS", "batch_inputs", "check_samples", "frame_request", "media_path", "sample_prompt"]
 
 SAMPLE_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError, EOFError)
 """Errors that, raised while a sample's video or image is read and prepared, fail that sample rather than the run
 (decoding errors are `~vreason_hf.video.VideoDecodeError`, a `ValueError`; PIL's unreadable images are `OSError`)."""
+
+
+def frame_request(
+    num_frames: int | None, fps: float | None, max_frames: int | None
+) -> dict[str, int | float | None]:
+    """The [`~vreason_hf.video.load_video`] arguments for resolved frame settings that tolerate short clips.
+
+    Uniform sampling of `num_frames` is the same as taking every frame and capping at `num_frames` (the same
+    rounded linspace), except that a clip shorter than `num_frames` gives all its frames instead of an error, so
+    one short clip cannot stop a long evaluation: `num_frames` is passed as that cap.
+
+    Returns:
+        `dict`: `num_frames`, `fps` and `max_frames` for `load_video`.
+    """
+    if num_frames is not None:
+        cap = num_frames if max_frames is None else min(num_frames, max_frames)
+        return {"num_frames": None, "fps": None, "max_frames": cap}
+    return {"num_frames": None, "fps": fps, "max_frames": max_frames}
 
 
 def media_path(sample: Mapping, video_root: Path | None) -> Path:
@@ -90,7 +108,7 @@ def sample_prompt(
     video_backend: str,
 ) -> Prompt:
     """The sample's prompt: Video-R1's question text and its decoded video (or image); the question alone for a
-    text-only model. Frames are sampled as :func:`~vreason_hf.inputs.frame_request` says (a short clip gives all
+    text-only model. Frames are sampled as :func:`frame_request` says (a short clip gives all
     its frames)."""
     text = build_prompt(sample)
     if not is_multimodal(processor):

@@ -47,7 +47,8 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 
 from ..configuration_vreason import VReasonConfig
 from ..eval.generation import generate_batch
-from ..inputs import Prompt, build_batch_inputs, frame_request, frame_sampling, is_multimodal
+from ..eval.samples import frame_request
+from ..inputs import Prompt, build_batch_inputs, frame_sampling, is_multimodal
 
 logger = logging.getLogger(__name__)
 
