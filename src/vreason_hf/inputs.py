@@ -387,10 +387,15 @@ def _text_only_inputs(
         )
     if getattr(tokenizer, "chat_template", None):
         (continues,) = continues
-        kwargs = {**padding, **(tokenizer_kwargs or {})}
-        padding_side = kwargs.pop("padding_side", None)
-        if padding_side is not None:
-            kwargs["tokenizer_kwargs"] = {"padding_side": padding_side}
+        call_kwargs = {**padding, **(tokenizer_kwargs or {})}
+        # `apply_chat_template` takes these itself and hands the rest (`padding_side`, ...) to the tokenizer call.
+        kwargs = {
+            name: call_kwargs.pop(name)
+            for name in ("padding", "truncation", "max_length")
+            if name in call_kwargs
+        }
+        if call_kwargs:
+            kwargs["tokenizer_kwargs"] = call_kwargs
         return tokenizer.apply_chat_template(
             conversations if len(conversations) > 1 else conversations[0],
             add_generation_prompt=not continues,
@@ -407,4 +412,4 @@ def _text_only_inputs(
                 "content can be tokenized; set `tokenizer.chat_template`."
             )
         texts.append(chat[0]["content"])
-    return tokenizer(texts, return_tensors="pt", **padding, **(tokenizer_kwargs or {}))
+    return tokenizer(texts, return_tensors="pt", **{**padding, **(tokenizer_kwargs or {})})
