@@ -54,7 +54,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 from transformers import DynamicCache, Qwen2Config, Qwen2ForCausalLM
 
-from vreason_hf import VReasonConfig, vreason_generate
+from vreason_hf import VReasonConfig, build_inputs, vreason_generate
 from vreason_hf.generation import ValueController, VReasonEngine
 from vreason_hf.generation.objective import switch_loss
 
@@ -98,23 +98,18 @@ def build(args: argparse.Namespace) -> tuple[Any, dict[str, torch.Tensor], str]:
 
         model, tokenizer = load_smollm2(dtype=dtype)
         model.to(args.device)
-        chat = [
-            {
-                "role": "user",
-                "content": "A farmer has 17 sheep. All but 9 run away. How many are left? Think.",
-            }
-        ]
-        inputs = tokenizer.apply_chat_template(
-            chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        inputs = build_inputs(
+            tokenizer, "A farmer has 17 sheep. All but 9 run away. How many are left? Think."
         )
         return model, {k: v.to(args.device) for k, v in inputs.items()}, "prompt"
     if args.model == "tiny-qwen2.5-vl":
-        from vreason_hf.testing import build_tiny_qwen2_5_vl, make_video_inputs, real_clip_path
-        from vreason_hf.video import load_video
+        from vreason_hf.testing import build_tiny_qwen2_5_vl, real_clip_path
 
         model, processor = build_tiny_qwen2_5_vl()
-        frames, metadata = load_video(real_clip_path("bikes.mp4"), num_frames=args.frames)
-        inputs = make_video_inputs(processor, frames, metadata, "What is happening in this video?")
+        clip = real_clip_path("bikes.mp4")
+        inputs = build_inputs(
+            processor, "What is happening in this video?", video=clip, num_frames=args.frames
+        )
         return model.to(args.device), {k: v.to(args.device) for k, v in inputs.items()}, "video"
     raise SystemExit(f"unknown --model {args.model!r}")
 
@@ -200,11 +195,7 @@ def per_answer(args) -> list[dict[str, Any]]:
     rows = []
     totals = {"greedy": [0.0, 0], "V-Reason k=2,s=1": [0.0, 0]}
     for prompt in ANSWER_PROMPTS:
-        chat = [{"role": "user", "content": prompt}]
-        inputs = tokenizer.apply_chat_template(
-            chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        )
-        inputs = {k: v.to(args.device) for k, v in inputs.items()}
+        inputs = {k: v.to(args.device) for k, v in build_inputs(tokenizer, prompt).items()}
         for name, extra in (
             ("greedy", {}),
             (

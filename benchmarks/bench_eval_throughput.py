@@ -24,8 +24,9 @@ from typing import Any
 
 import torch
 
-from vreason_hf.eval import Prompt, build_batch_inputs, build_prompt, generate_batch
+from vreason_hf.eval import build_prompt, generate_batch
 from vreason_hf.eval.generation import _to_model
+from vreason_hf.inputs import Prompt, build_batch_inputs
 
 
 class _NoText:

@@ -8,7 +8,7 @@ Sections (choose with `--sections`, default all):
               `--lr-scale`), on `--num-prompts` short arithmetic/logic chat prompts.
 - `minimize`: the same with `alpha_schedule="minimize"` at every `--minimize-lrs` value.
 - `default`:  `VReasonConfig()` defaults (only `controller_scope="prompt"` changed) vs greedy.
-- `video`:    the tiny random Qwen2.5-VL on a real clip (`--clip`, `--num-frames` frames decoded with decord)
+- `video`:    the tiny random Qwen2.5-VL on a real clip (`--clip`, `--num-frames` frames sampled uniformly)
               and `--video-questions` questions, greedy vs `VReasonConfig()` defaults (video scope).
 
 Metrics, per configuration:
@@ -40,7 +40,6 @@ python benchmarks/smollm2_study.py --sections lr,minimize --lrs 0.01,0.05 --mini
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import os
@@ -56,7 +55,7 @@ import numpy as np
 import torch
 from transformers.generation.streamers import BaseStreamer
 
-from vreason_hf import VReasonConfig
+from vreason_hf import VReasonConfig, build_inputs
 from vreason_hf.generation import as_vreason_config, vreason_generate
 from vreason_hf.generation import entropy as entropy_of
 
@@ -359,36 +358,9 @@ def anomalies(rows: list[dict[str, Any]]) -> list[str]:
 def smollm2_prompts(tokenizer: Any, count: int) -> list[dict[str, torch.Tensor]]:
     out = []
     for text in PROMPTS[:count]:
-        enc = tokenizer.apply_chat_template(
-            [{"role": "user", "content": text}],
-            add_generation_prompt=True,
-            return_tensors="pt",
-            return_dict=True,
-        )
+        enc = build_inputs(tokenizer, text)
         out.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})
     return out
-
-
-def decode_clip(path: str, num_frames: int) -> tuple[np.ndarray, Any]:
-    """Decode `num_frames` uniformly spaced frames with decord and build their `VideoMetadata`."""
-    import decord
-    from transformers.video_utils import VideoMetadata
-
-    reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=2)
-    total = len(reader)
-    indices = np.linspace(0, total - 1, num_frames).round().astype(int).clip(0, total - 1).tolist()
-    frames = reader.get_batch(indices).asnumpy()
-    fps = float(reader.get_avg_fps())
-    metadata = VideoMetadata(
-        total_num_frames=total,
-        fps=fps,
-        duration=total / fps,
-        frames_indices=indices,
-        height=int(frames.shape[1]),
-        width=int(frames.shape[2]),
-        video_backend="decord",
-    )
-    return frames, metadata
 
 
 def print_example(tokenizer: Any, prompts: list[str], base: Row | list[Run], row: Row) -> None:
@@ -551,12 +523,12 @@ def main(argv: list[str] | None = None) -> int:
         del model
 
     if "video" in sections:
-        from vreason_hf.testing import build_tiny_qwen2_5_vl, make_video_inputs, real_clip_path
+        from vreason_hf.testing import build_tiny_qwen2_5_vl, real_clip_path
 
         model, processor = build_tiny_qwen2_5_vl()
-        frames, metadata = decode_clip(str(real_clip_path(args.clip)), args.num_frames)
+        clip = real_clip_path(args.clip)
         questions = VIDEO_QUESTIONS[: args.video_questions]
-        inputs = [dict(make_video_inputs(processor, frames, copy.deepcopy(metadata), q)) for q in questions]
+        inputs = [dict(build_inputs(processor, q, video=clip, num_frames=args.num_frames)) for q in questions]
         n_video = int((inputs[0]["input_ids"] == model.config.video_token_id).sum())
         defaults = VReasonConfig()
         warm_up(model, inputs[0], defaults)

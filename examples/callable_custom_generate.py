@@ -6,12 +6,13 @@ processor for real use; a random model's words are meaningless. Run: `python exa
 
 import torch
 
-from vreason_hf import VReasonConfig, load_video, vreason_generate
-from vreason_hf.testing import build_tiny_qwen2_5_vl, make_video_inputs, real_clip_path
+from vreason_hf import VReasonConfig, build_inputs, vreason_generate
+from vreason_hf.testing import build_tiny_qwen2_5_vl, real_clip_path
 
 model, processor = build_tiny_qwen2_5_vl()
-frames, metadata = load_video(real_clip_path("bikes.mp4"), num_frames=8)
-inputs = make_video_inputs(processor, frames, metadata, "What are the people doing?")
+inputs = build_inputs(
+    processor, "What are the people doing?", video=real_clip_path("bikes.mp4"), num_frames=8
+)
 
 out = model.generate(
     **inputs,

@@ -8,13 +8,14 @@ import tempfile
 
 import torch
 
-from vreason_hf import VReasonControllerModel, load_video, vreason_generate
-from vreason_hf.testing import build_tiny_qwen2_5_vl, make_video_inputs, real_clip_path
+from vreason_hf import VReasonControllerModel, build_inputs, vreason_generate
+from vreason_hf.testing import build_tiny_qwen2_5_vl, real_clip_path
 
 out_dir = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="vreason-controller-")
 model, processor = build_tiny_qwen2_5_vl()
-frames, metadata = load_video(real_clip_path("bikes.mp4"), num_frames=8)
-inputs = make_video_inputs(processor, frames, metadata, "What are the people doing?")
+inputs = build_inputs(
+    processor, "What are the people doing?", video=real_clip_path("bikes.mp4"), num_frames=8
+)
 knobs = {"update_every": 1, "lr": 0.2}
 
 out = model.generate(

@@ -8,15 +8,16 @@ import tempfile
 
 import torch
 
-from vreason_hf import build_custom_generate_dir, load_video, vreason_generate
-from vreason_hf.testing import build_tiny_qwen2_5_vl, make_video_inputs, real_clip_path
+from vreason_hf import build_custom_generate_dir, build_inputs, vreason_generate
+from vreason_hf.testing import build_tiny_qwen2_5_vl, real_clip_path
 
 out_dir = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="vreason-recipe-")
 build_custom_generate_dir(out_dir, overwrite=True)
 
 model, processor = build_tiny_qwen2_5_vl()
-frames, metadata = load_video(real_clip_path("bikes.mp4"), num_frames=8)
-inputs = make_video_inputs(processor, frames, metadata, "What are the people doing?")
+inputs = build_inputs(
+    processor, "What are the people doing?", video=real_clip_path("bikes.mp4"), num_frames=8
+)
 knobs = {"update_every": 1, "lr": 0.2}
 by_path = model.generate(
     **inputs,

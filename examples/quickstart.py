@@ -18,9 +18,9 @@ from types import SimpleNamespace
 
 import torch
 
-from vreason_hf import VReasonConfig, vreason_generate
+from vreason_hf import VReasonConfig, build_inputs, vreason_generate
 from vreason_hf.compare import post_peak_entropy
-from vreason_hf.testing import build_tiny_qwen2_5_vl, load_smollm2, make_video_inputs, real_clip_path
+from vreason_hf.testing import build_tiny_qwen2_5_vl, load_smollm2, real_clip_path
 from vreason_hf.video import load_video
 
 PROMPT = "How many legs does a spider have?"
@@ -39,10 +39,7 @@ def _post_peak_entropy(out) -> str:
 
 def text_model_part(max_new_tokens: int) -> None:
     model, tokenizer = load_smollm2()
-    chat = [{"role": "user", "content": PROMPT}]
-    inputs = tokenizer.apply_chat_template(
-        chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
-    )
+    inputs = build_inputs(tokenizer, PROMPT)  # through the chat template
     prompt_len = inputs["input_ids"].shape[1]
     print(f"Prompt: {PROMPT}\n")
     runs = {
@@ -72,7 +69,9 @@ def text_model_part(max_new_tokens: int) -> None:
 def video_part() -> None:
     model, processor = build_tiny_qwen2_5_vl()
     frames, metadata = load_video(real_clip_path("bikes.mp4"), num_frames=8)
-    inputs = make_video_inputs(processor, frames, metadata, "What is happening in this video?")
+    inputs = build_inputs(
+        processor, "What is happening in this video?", video=frames, video_metadata=metadata
+    )
     n_video = int((inputs["input_ids"] == model.config.video_token_id).sum())
     out = model.generate(
         **inputs,

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from vreason_hf import load_video, save_vreason_model, vreason_generate
-from vreason_hf.testing import build_tiny_qwen2_5_vl, make_video_inputs, real_clip_path
+from vreason_hf import build_inputs, save_vreason_model, vreason_generate
+from vreason_hf.testing import build_tiny_qwen2_5_vl, real_clip_path
 
 out_dir = Path(sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="vreason-repo-"))
 base, processor = build_tiny_qwen2_5_vl()
@@ -26,8 +26,9 @@ print("repo files:", sorted(str(p.relative_to(out_dir)) for p in out_dir.iterdir
 # trust_remote_code=True: transformers makes custom_generate/generate.py the model's `generate`.
 model = AutoModelForImageTextToText.from_pretrained(out_dir, trust_remote_code=True)
 processor = AutoProcessor.from_pretrained(out_dir)
-frames, metadata = load_video(real_clip_path("bikes.mp4"), num_frames=8)
-inputs = make_video_inputs(processor, frames, metadata, "What are the people doing?")
+inputs = build_inputs(
+    processor, "What are the people doing?", video=real_clip_path("bikes.mp4"), num_frames=8
+)
 loaded, original = model.state_dict(), base.state_dict()
 same_weights = loaded.keys() == original.keys() and all(torch.equal(loaded[k], original[k]) for k in loaded)
 print("weights identical to the base:", same_weights)

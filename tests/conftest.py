@@ -7,7 +7,6 @@ directly for a private copy (they take well under a second).
 
 from __future__ import annotations
 
-import copy
 import os
 
 # Before anything imports transformers / huggingface_hub: never touch the network.
@@ -22,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 
+from vreason_hf.inputs import build_inputs
 from vreason_hf.testing import (
     build_tiny_llama,
     build_tiny_llava_onevision,
@@ -30,7 +30,6 @@ from vreason_hf.testing import (
     build_tiny_qwen3_vl,
     build_tokenizer,
     load_smollm2,
-    make_video_inputs,
     real_clip_path,
     write_synthetic_clip,
 )
@@ -124,7 +123,7 @@ def video_inputs() -> Callable[..., Any]:
     """Factory `(processor, clip_path, question, num_frames=8) -> BatchFeature` of `return_tensors="pt"` inputs.
 
     Frames are decoded with decord (uniform indices) and passed with their `VideoMetadata` through
-    `vreason_hf.testing.make_video_inputs` (chat template, `do_sample_frames=False`). Decoded clips are
+    `vreason_hf.inputs.build_inputs` (chat template, `do_sample_frames=False`). Decoded clips are
     cached for the session.
     """
     cache: dict[tuple[str, int], tuple[np.ndarray, Any]] = {}
@@ -134,7 +133,6 @@ def video_inputs() -> Callable[..., Any]:
         if key not in cache:
             cache[key] = _decode_uniform(clip, num_frames)
         frames, metadata = cache[key]
-        # Processors may write into the metadata (e.g. a default fps): give each call its own copy.
-        return make_video_inputs(processor, frames, copy.deepcopy(metadata), question)
+        return build_inputs(processor, question, video=frames, video_metadata=metadata)
 
     return factory

@@ -43,7 +43,7 @@ def _generate(model, inputs, **kwargs):
 @pytest.fixture(scope="module")
 def reference(tiny_qwen2_5_vl, real_clip):
     """What the library answers directly: plain greedy `generate`, and V-Reason with the default knobs."""
-    from vreason_hf.eval.runner import build_inputs
+    from vreason_hf.inputs import build_inputs
 
     model, processor = tiny_qwen2_5_vl
     frames, metadata = load_video(real_clip, num_frames=FRAMES)

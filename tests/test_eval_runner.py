@@ -1,9 +1,11 @@
-"""The evaluation runner: records, resume after a crash, sharding and merging, inputs, the runnable example."""
+"""The evaluation loop (`vreason_hf.eval.runner`): records, resume after a crash, sharded runs and their merge, inputs,
+batches, the runnable example."""
 
 from __future__ import annotations
 
 import json
 import runpy
+import shutil
 import sys
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import torch
 
 from vreason_hf import VReasonConfig
 from vreason_hf.eval import (
-    build_inputs,
+    build_prompt,
     evaluate,
     generate_answer,
     merge_results,
@@ -20,8 +22,9 @@ from vreason_hf.eval import (
     score_sample_detailed,
     summarize,
 )
-from vreason_hf.eval.runner import resolve_shard, results_paths
-from vreason_hf.testing import build_tiny_llama
+from vreason_hf.eval.results import results_paths
+from vreason_hf.inputs import build_inputs
+from vreason_hf.testing import build_tiny_llama, real_clip_path
 from vreason_hf.video import load_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,25 +114,6 @@ def test_compare_writes_one_scored_record_per_sample_and_mode(tiny_qwen2_5_vl, s
     assert paths["summary_md"].read_text().startswith("| dataset | mode |")
 
 
-def test_base_traces_match_the_vreason_engine_with_zero_steps(tiny_qwen2_5_vl, real_clip):
-    """Plain decoding records the same entropy / EMA / α as the engine computes when it never optimises."""
-    model, processor = tiny_qwen2_5_vl
-    frames, metadata = load_video(real_clip, num_frames=4)
-    inputs = build_inputs(processor, "What happens?", video=frames, video_metadata=metadata)
-    config = VReasonConfig(num_steps=0, ema_beta=0.5)
-    generation = {"max_new_tokens": 6}
-    base = generate_answer(
-        model, processor, inputs, mode="base", vreason_config=config, generate_kwargs=generation
-    )
-    frozen = generate_answer(model, processor, inputs, vreason_config=config, generate_kwargs=generation)
-    assert base.text == frozen.text and base.output_tokens == frozen.output_tokens
-    for name in ("entropies", "ema_entropies", "alphas"):
-        torch.testing.assert_close(
-            torch.tensor(getattr(base, name)), torch.tensor(getattr(frozen, name)), atol=1e-4, rtol=1e-4
-        )
-    assert frozen.optimizer_steps == 0
-
-
 def test_resume_after_a_crash_skips_done_records_and_rewrites_a_torn_line(
     tiny_qwen2_5_vl, samples, real_clip, tmp_path
 ):
@@ -179,25 +163,6 @@ def test_shards_cover_every_sample_once_and_the_last_one_merges(
     assert [r["index"] for r in read_records(tmp_path / "results.rank0.jsonl")] == [0, 2]
     before = output.read_text()
     assert merge_results(output) == summary and output.read_text() == before  # merging again changes nothing
-
-
-def test_merge_without_any_results_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="Nothing to merge"):
-        merge_results(tmp_path / "results.jsonl")
-
-
-def test_resolve_shard_reads_the_launcher_environment(monkeypatch):
-    monkeypatch.delenv("WORLD_SIZE", raising=False)
-    assert resolve_shard() == (0, 1)
-    monkeypatch.setenv("WORLD_SIZE", "3")
-    monkeypatch.setenv("RANK", "2")
-    assert resolve_shard() == (2, 3)  # CPU: accelerate reports one process, the variables are used
-    assert resolve_shard((1, 4)) == (1, 4)
-    with pytest.raises(ValueError, match="0 <= index < count"):
-        resolve_shard((4, 4))
-    monkeypatch.setenv("RANK", "x")
-    with pytest.raises(ValueError, match="`RANK` must be an integer"):
-        resolve_shard()
 
 
 def test_text_only_model_answers_the_question_alone(samples, tmp_path, caplog):
@@ -252,13 +217,6 @@ def test_image_samples_are_passed_as_images(tiny_qwen2_5_vl, tmp_path):
     assert record["optimizer_steps"] > 0
 
 
-def test_read_records_rejects_a_corrupt_complete_line(tmp_path):
-    path = tmp_path / "results.jsonl"
-    path.write_text('{"id": "a"}\nnot json\n{"id": "b"}\n')
-    with pytest.raises(ValueError, match="line 2 is not valid JSON"):
-        read_records(path)
-
-
 def test_modes_are_validated(tiny_qwen2_5_vl, samples, real_clip, tmp_path):
     with pytest.raises(ValueError, match="Unknown mode 'greedy'"):
         _run(tiny_qwen2_5_vl, samples, tmp_path / "r.jsonl", real_clip, modes=("greedy",))
@@ -296,3 +254,108 @@ def test_num_frames_takes_every_frame_of_a_shorter_clip(tiny_qwen2_5_vl, synthet
     _run(tiny_qwen2_5_vl, [sample], output, synthetic_clip, num_frames=64)
     (record,) = read_records(output)
     assert record["generation"]["num_frames"] == 64 and record["output_tokens"] >= 1
+
+
+# --------------------------------------------------------------------------------------------------
+# Batches: `batch_size=N` records equal the batch-1 records token for token, and resume across sizes
+# --------------------------------------------------------------------------------------------------
+
+BATCH_NEW_TOKENS = 8
+TRACES = ("entropies", "ema_entropies", "alphas")
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    """Two real clips of different sizes, so the rows of a batch differ in video tokens as well as text."""
+    folder = tmp_path_factory.mktemp("clips")
+    for name in ("bikes.mp4", "carphone_pristine.mp4"):
+        shutil.copyfile(real_clip_path(name), folder / name)
+    return folder
+
+
+def _batch_samples() -> list[dict]:
+    questions = [
+        "Why?",
+        "What are the people riding, and where are they going?",
+        "Count them.",
+        "Where?",
+        "Who?",
+    ]
+    clips = ["bikes.mp4", "carphone_pristine.mp4", "bikes.mp4", "carphone_pristine.mp4", "bikes.mp4"]
+    return [
+        {
+            "problem_id": i,
+            "problem": question,
+            "options": ["A. yes", "B. no"],
+            "problem_type": "multiple choice",
+            "data_type": "video",
+            "path": clip,
+            "solution": "<answer>A</answer>",
+        }
+        for i, (question, clip) in enumerate(zip(questions, clips, strict=True))
+    ]
+
+
+def _evaluate(model_and_processor, samples, output, clip_dir, **kwargs):
+    model, processor = model_and_processor
+    options = {"video_root": clip_dir, "num_frames": 4, "progress": False, "warmup": False}
+    return evaluate(model, processor, samples, output_path=output, **(options | kwargs))
+
+
+def _assert_same_answers(solo: list[dict], batched: list[dict]) -> None:
+    assert [(r["index"], r["mode"]) for r in solo] == [(r["index"], r["mode"]) for r in batched]
+    for one, many in zip(solo, batched, strict=True):
+        for field in ("output_ids", "output", "prediction", "output_tokens", "optimizer_steps", "score"):
+            assert one[field] == many[field], (one["index"], one["mode"], field)
+        for field in TRACES:
+            torch.testing.assert_close(
+                torch.tensor(one[field]), torch.tensor(many[field]), atol=1e-4, rtol=1e-4
+            )
+
+
+def test_batched_records_equal_batch_one_records_token_for_token(tiny_qwen2_5_vl, clip_dir, tmp_path):
+    model, processor = tiny_qwen2_5_vl
+    samples = _batch_samples()
+    # An end-of-sequence token that the first answer produces early: rows of one batch then finish at different
+    # steps, so padding after EOS and the per-row lengths are exercised.
+    frames, metadata = load_video(clip_dir / samples[0]["path"], num_frames=4)
+    first = generate_answer(
+        model,
+        processor,
+        build_inputs(processor, build_prompt(samples[0]), video=frames, video_metadata=metadata),
+        mode="base",
+        generate_kwargs={"max_new_tokens": BATCH_NEW_TOKENS},
+    )
+    generation = {"max_new_tokens": BATCH_NEW_TOKENS, "eos_token_id": first.token_ids[2]}
+    options = {"modes": ("base", "vreason"), "vreason_config": {"lr": 0.2}, "generate_kwargs": generation}
+
+    _evaluate(tiny_qwen2_5_vl, samples, tmp_path / "solo.jsonl", clip_dir, **options)
+    _evaluate(tiny_qwen2_5_vl, samples, tmp_path / "batched.jsonl", clip_dir, batch_size=3, **options)
+    solo, batched = read_records(tmp_path / "solo.jsonl"), read_records(tmp_path / "batched.jsonl")
+    _assert_same_answers(solo, batched)
+    assert {r["batch_size"] for r in solo} == {1}
+    assert [r["batch_size"] for r in batched if r["mode"] == "vreason"] == [3, 3, 3, 2, 2]
+    lengths = [r["output_tokens"] for r in batched if r["mode"] == "vreason"]
+    assert len(set(lengths[:3])) > 1 or len(set(lengths[3:])) > 1, lengths  # some batch's rows end apart
+    assert all(
+        r["optimizer_steps"] == (r["output_tokens"] + 1) // 2 for r in batched if r["mode"] == "vreason"
+    )
+
+
+def test_batched_lite_equals_batch_one(tiny_qwen2_5_vl, clip_dir, tmp_path):
+    samples = _batch_samples()[:2]
+    options = {"modes": ("lite",), "generate_kwargs": {"max_new_tokens": 4}}
+    _evaluate(tiny_qwen2_5_vl, samples, tmp_path / "solo.jsonl", clip_dir, **options)
+    _evaluate(tiny_qwen2_5_vl, samples, tmp_path / "batched.jsonl", clip_dir, batch_size=2, **options)
+    _assert_same_answers(read_records(tmp_path / "solo.jsonl"), read_records(tmp_path / "batched.jsonl"))
+
+
+def test_resume_ignores_the_batch_size(tiny_qwen2_5_vl, clip_dir, tmp_path):
+    samples = _batch_samples()
+    output = tmp_path / "results.jsonl"
+    options = {"generate_kwargs": {"max_new_tokens": 3}}
+    _evaluate(tiny_qwen2_5_vl, samples, output, clip_dir, batch_size=2, limit=3, **options)
+    _evaluate(tiny_qwen2_5_vl, samples, output, clip_dir, batch_size=4, **options)  # no settings mismatch
+    records = read_records(output)
+    assert [r["index"] for r in records] == [0, 1, 2, 3, 4]
+    assert [r["batch_size"] for r in records] == [2, 2, 1, 2, 2]  # the first run's last batch held one sample

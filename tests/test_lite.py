@@ -11,7 +11,8 @@ from transformers import DynamicCache
 from vreason_hf import vreason_generate
 from vreason_hf.generation.lite import prune_video_rows
 from vreason_hf.generation.objective import entropy
-from vreason_hf.testing import build_tiny_llava_onevision, make_video_inputs, real_clip_path
+from vreason_hf.inputs import build_inputs
+from vreason_hf.testing import build_tiny_llava_onevision, real_clip_path
 from vreason_hf.video import load_video
 
 NEW_TOKENS = 12
@@ -50,7 +51,7 @@ def test_batched_lite_equals_each_row_alone(tiny_qwen2_5_vl, clips, knobs):
     model, processor = tiny_qwen2_5_vl
     videos = [load_video(real_clip_path(name), num_frames=n) for name, n in clips]
     single = [
-        make_video_inputs(processor, frames, copy.deepcopy(metadata), question)
+        build_inputs(processor, question, video=frames, video_metadata=metadata)
         for (frames, metadata), question in zip(videos, QUESTIONS, strict=True)
     ]
     texts = [
@@ -87,7 +88,7 @@ def test_token_0_is_scored_over_the_pruned_cache():
     ran on the full prompt): exactly a forward of the last prompt token after pruning only the last layer."""
     model, processor = build_tiny_llava_onevision()  # 1D positions: the prompt can be fed in two pieces
     frames, metadata = load_video(real_clip_path("bikes.mp4"), num_frames=8)
-    inputs = make_video_inputs(processor, frames, metadata, "What happens?")
+    inputs = build_inputs(processor, "What happens?", video=frames, video_metadata=metadata)
     ids = inputs["input_ids"]
     vision = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
     with torch.no_grad():

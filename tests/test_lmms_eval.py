@@ -20,7 +20,8 @@ import pytest
 pytest.importorskip("lmms_eval", reason="lmms-eval (the `lmms-eval` extra) is not installed")
 
 from vreason_hf import VReasonConfig
-from vreason_hf.eval import build_inputs, build_prompt, generate_answer
+from vreason_hf.eval import build_prompt, generate_answer
+from vreason_hf.inputs import build_inputs
 from vreason_hf.testing import build_tiny_qwen2_5_vl, real_clip_path
 from vreason_hf.video import load_video
 
@@ -29,7 +30,6 @@ TASK = "vreason_tiny_video"
 KNOBS = {"lr": 0.1, "update_every": 2}
 FRAMES = 4
 MAX_NEW = 6  # the task's max_new_tokens
-
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from transformers.utils import logging as hf_logging
 
 from vreason_hf.assets import named_model_path
 from vreason_hf.cli import main
-from vreason_hf.loading import hub_reachable, load_model, resolve_model
+from vreason_hf.loading import auto_model_class, hub_reachable, load_model, resolve_model
 from vreason_hf.testing import build_tiny_qwen2_5_vl
 
 
@@ -52,6 +52,20 @@ def bars():
     yield switch
     switch(enabled)
     hf_logging.set_verbosity(verbosity)
+
+
+@pytest.mark.parametrize(
+    "family", ["tiny_qwen2_5_vl", "tiny_qwen2_vl", "tiny_qwen3_vl", "tiny_llava_onevision", "tiny_llama"]
+)
+def test_auto_model_class_rebuilds_the_generating_class_from_a_config_object_or_its_json(family, request):
+    """One rule for every surface: loading reads config objects, model cards read `config.json` dicts."""
+    model = request.getfixturevalue(family)[0]
+    chosen = auto_model_class(model.config)
+    assert auto_model_class(model.config.to_dict()) is chosen
+    rebuilt = chosen.from_config(
+        model.config
+    )  # the wrong class raises, and AutoModel gives a head-less backbone
+    assert type(rebuilt) is type(model) and rebuilt.can_generate()
 
 
 def test_hub_reachable_tells_a_listening_port_from_a_closed_one(closed_port):

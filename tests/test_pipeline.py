@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import http.server
 import importlib
@@ -21,13 +20,13 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 import vreason_hf
 from vreason_hf import VReasonConfig, save_vreason_model, vreason_generate
+from vreason_hf import inputs as inputs_module
+from vreason_hf.inputs import build_inputs
 from vreason_hf.pipelines import TASK, VideoTextToTextPipeline, register_video_text_to_text_pipeline
-from vreason_hf.pipelines import video_text_to_text as vtt
 from vreason_hf.testing import (
     build_tiny_llava_onevision,
     build_tiny_qwen2_5_vl,
     build_tiny_qwen3_vl,
-    make_video_inputs,
     real_clip_path,
 )
 from vreason_hf.video import VideoDecodeError, load_video
@@ -82,8 +81,8 @@ def generate_spy(
 
 
 def _direct(pipe: VideoTextToTextPipeline, frames: np.ndarray, metadata: Any, **generate_kwargs: Any) -> Any:
-    """`model.generate` on the inputs built by hand (`make_video_inputs`), as the pipeline's reference."""
-    inputs = make_video_inputs(pipe.processor, frames, copy.deepcopy(metadata), QUESTION).to(pipe.device)
+    """`model.generate` on the inputs of `build_inputs`, as the pipeline's reference."""
+    inputs = build_inputs(pipe.processor, QUESTION, video=frames, video_metadata=metadata).to(pipe.device)
     out = pipe.model.generate(
         **inputs, max_new_tokens=NEW_TOKENS, do_sample=False, return_dict_in_generate=True, **generate_kwargs
     )
@@ -380,8 +379,8 @@ def test_clip_timing_reaches_the_processor(pipes, real_clip, clip_frames, genera
         ],
         **options,
     )
-    vtt._warn_once.cache_clear()
-    with caplog.at_level(logging.WARNING, logger=vtt.__name__):
+    inputs_module._warn_once.cache_clear()
+    with caplog.at_level(logging.WARNING, logger=inputs_module.__name__):
         (without_metadata,) = pipe(frames, **kwargs)
     assert "came without `video_metadata`" in caplog.text
     assert from_path == from_frames
@@ -397,7 +396,7 @@ def test_clip_timing_reaches_the_processor(pipes, real_clip, clip_frames, genera
     calls = generate_spy(pipe)
     pipe(real_clip, num_frames=8, **kwargs)
     pipe(frames, **kwargs)
-    reference = make_video_inputs(pipe.processor, frames, copy.deepcopy(metadata), QUESTION)
+    reference = build_inputs(pipe.processor, QUESTION, video=frames, video_metadata=metadata)
     assert torch.equal(calls[0]["input_ids"].cpu(), reference["input_ids"])
     assert not torch.equal(calls[1]["input_ids"].cpu(), reference["input_ids"])
 
@@ -553,8 +552,8 @@ def test_parameter_errors(pipes, real_clip, clip_frames, caplog) -> None:
         pipes["llava_onevision"](
             [frames, frames[:6]], text=QUESTION, video_metadata=[metadata, None], batch_size=2
         )
-    vtt._warn_once.cache_clear()
-    with caplog.at_level(logging.WARNING, logger=vtt.__name__):
+    inputs_module._warn_once.cache_clear()
+    with caplog.at_level(logging.WARNING, logger=inputs_module.__name__):
         pipe(frames, text=QUESTION, video_metadata=metadata, num_frames=4, max_new_tokens=1, vreason=False)
     assert "apply to video files only" in caplog.text
 

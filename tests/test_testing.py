@@ -126,15 +126,6 @@ def test_tiny_vlm_generates_from_real_clip(fixture_name, request, real_clip, vid
     assert torch.equal(again, output)  # greedy decoding is deterministic
 
 
-def test_make_video_inputs_passes_the_metadata(tiny_qwen2_5_vl, real_clip, video_inputs):
-    _, processor = tiny_qwen2_5_vl
-    inputs = video_inputs(processor, real_clip, QUESTION, num_frames=8)
-    # 8 frames spread over 250 frames at 25 fps: sampled at 0.8 fps, so one temporal patch of 2 frames
-    # spans 2.5 s. Without the metadata the processor would assume 24 fps (0.083 s).
-    assert inputs["second_per_grid_ts"].tolist() == pytest.approx([2.5])
-    assert inputs["video_grid_thw"][0, 0].item() == 4
-
-
 def test_qwen3_vl_keeps_presampled_frames(tiny_qwen3_vl, real_clip, video_inputs):
     _, processor = tiny_qwen3_vl
     inputs = video_inputs(processor, real_clip, QUESTION, num_frames=8)

@@ -7,8 +7,14 @@ from transformers import AutoConfig
 
 from .configuration_vreason import VReasonConfig
 from .controller import ControllerConfig, VReasonControllerModel
-from .generation import VReasonGenerateOutput, VReasonLogitsProcessor, vreason_generate
+from .generation import (
+    VReasonGenerateOutput,
+    VReasonLogitsProcessor,
+    vreason_generate,
+    vreason_generate_kwargs,
+)
 from .hub import build_custom_generate_dir, save_vreason_model
+from .inputs import build_inputs
 from .pipelines import register_video_text_to_text_pipeline
 from .video import load_video
 
@@ -20,9 +26,11 @@ __all__ = [
     "VReasonLogitsProcessor",
     "__version__",
     "build_custom_generate_dir",
+    "build_inputs",
     "load_video",
     "save_vreason_model",
     "vreason_generate",
+    "vreason_generate_kwargs",
 ]
 
 # Idempotent: lets `AutoConfig.from_pretrained` read `model_type: "vreason"` configs without remote code.

@@ -135,7 +135,7 @@ def _with_knob_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def _frame_sampling(
     num_frames: int | None, fps: float | None, max_frames: int | None
 ) -> tuple[int | None, float | None, int | None]:
-    from .eval.runner import frame_sampling
+    from .inputs import frame_sampling
 
     if num_frames is not None and fps is not None:
         raise ValueError("`--num-frames` and `--fps` are mutually exclusive: pass only one of them.")
@@ -342,7 +342,8 @@ def run(
         if plot is not None:
             import matplotlib  # noqa: F401  (fail before the generation, not after)
 
-        from .eval.runner import build_inputs, generate_answer, is_multimodal, warm_up
+        from .eval.generation import generate_answer, warm_up
+        from .inputs import build_inputs, is_multimodal
         from .video import load_video
 
         model_obj, processor = _load_model(
@@ -519,8 +520,8 @@ def eval_command(
     """Evaluate a model on Video-R1 evaluation files; batched, resumable, shardable, with a summary table."""
     with _user_errors():
         from .eval import load_samples, summary_to_markdown
-        from .eval.records import check_output_path
-        from .eval.runner import evaluate, merge_results, results_paths
+        from .eval.results import check_output_path, merge_results, results_paths
+        from .eval.runner import evaluate
 
         if preset not in (None, "paper"):
             raise ValueError(f'`--preset` must be "paper", got {preset!r}.')
@@ -648,7 +649,7 @@ def plot(
     """Plot mean entropy, its EMA (peak marked) and the alpha track per token, base vs V-Reason (paper Fig. 2)."""
     with _user_errors():
         from .eval.plots import plot_entropy_traces
-        from .eval.runner import read_records
+        from .eval.results import read_records
 
         if not results.is_file():
             raise FileNotFoundError(f"Results file not found: '{results}'.")

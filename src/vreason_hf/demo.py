@@ -78,7 +78,8 @@ def _text_model_part(
     echo: Echo, load_model: Callable, out_dir: Path, max_new_tokens: int
 ) -> list[tuple[str, str]]:
     """Part 1; returns the outcome and the verdict sentence of each question."""
-    from .eval.runner import build_inputs, generate_answer, warm_up
+    from .eval.generation import generate_answer, warm_up
+    from .inputs import build_inputs
 
     echo("== 1. A real model: SmolLM2-135M-Instruct, plain greedy decoding vs V-Reason")
     model, tokenizer = load_model("smollm2")
@@ -191,7 +192,8 @@ def write_example_files(out_dir: Path) -> Path:
 
 
 def _video_part(echo: Echo, load_model: Callable, clip: Path, max_new_tokens: int) -> None:
-    from .eval.runner import build_inputs, generate_answer, warm_up
+    from .eval.generation import generate_answer, warm_up
+    from .inputs import build_inputs
     from .video import load_video
 
     echo("\n== 2. The video path: a tiny *random* Qwen2.5-VL on a real clip")

@@ -43,7 +43,6 @@ RECIPE_REQUIREMENTS = (*SUPPORTED_TRANSFORMERS, "torch")
 # Files of a base model folder that a V-Reason model repo does not take over: the card (replaced), the recipe
 # (replaced) and version-control or cache folders.
 _NOT_COPIED = {"README.md", "custom_generate", ".git", ".cache", ".huggingface"}
-_AUTO_CLASS = {"video": "AutoModelForImageTextToText", "image": "AutoModelForImageTextToText"}
 _PIPELINE_TAG = {"video": "video-text-to-text", "image": "image-text-to-text", "text": "text-generation"}
 
 
@@ -124,11 +123,11 @@ def knob_descriptions() -> dict[str, tuple[str, str]]:
 
 def _modality(base_config: dict[str, Any]) -> str:
     """`"video"`, `"image"` or `"text"`: what the base model (a `config.json` dict) takes besides text."""
+    from .loading import auto_model_class
+
     if any(base_config.get(key) is not None for key in ("video_token_id", "video_token_index")):
         return "video"
-    if base_config.get("vision_config") is not None:
-        return "image"
-    return "text"
+    return "text" if auto_model_class(base_config).__name__ == "AutoModelForCausalLM" else "image"
 
 
 _VIDEO_EXAMPLE = """\
@@ -184,6 +183,8 @@ def render_model_card(
     """
     from huggingface_hub import ModelCardData
 
+    from .loading import auto_model_class
+
     descriptions = knob_descriptions()
     lines = ["| argument | value in this repo | description |", "|---|---|---|"]
     for name, value in config.knobs().items():
@@ -192,7 +193,7 @@ def render_model_card(
     modality = _modality(base_config)
     model_type = base_config.get("model_type", "unknown")
     architecture = (base_config.get("architectures") or [None])[0]
-    auto_class = _AUTO_CLASS.get(modality, "AutoModelForCausalLM")
+    auto_class = auto_model_class(base_config).__name__
     tags = ["custom_generate", "v-reason", "reasoning", "test-time-optimization"]
     if modality == "video":
         tags.insert(2, "video")

@@ -21,7 +21,7 @@ import os
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -30,7 +30,14 @@ from .assets import NAMED_MODELS, named_model_path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["HUB_TIMEOUT_S", "hub_reachable", "load_model", "resolve_device", "resolve_model"]
+__all__ = [
+    "HUB_TIMEOUT_S",
+    "auto_model_class",
+    "hub_reachable",
+    "load_model",
+    "resolve_device",
+    "resolve_model",
+]
 
 HUB_TIMEOUT_S = 2.0
 """Seconds the up-front check waits for a TCP connection to the Hub endpoint."""
@@ -137,6 +144,28 @@ def resolve_model(model_id: str) -> str:
         f"connection within {HUB_TIMEOUT_S:g} s) and the model is not in the local cache. Pass a local folder or a "
         f"named model ({_named_list()}), or set HF_HUB_OFFLINE=1 to use only the local cache."
     )
+
+
+def auto_model_class(config: Any) -> type:
+    """The Auto class that loads a model able to generate from `config`: the one rule every surface uses.
+
+    `AutoModelForImageTextToText` for a vision-language model (its model type is in that class's mapping, or its
+    config has a `vision_config` or a video token id), else `AutoModelForCausalLM`. Never `AutoModel`: in
+    transformers 5.24 it maps video LMMs to their head-less backbone (e.g. `Qwen2_5_VLModel`), which cannot generate.
+
+    Args:
+        config (`PretrainedConfig` or `dict`): the model's config, or its `config.json` as a dict.
+    """
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+    def field(name: str) -> Any:
+        return config.get(name) if isinstance(config, Mapping) else getattr(config, name, None)
+
+    vision = field("model_type") in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES or any(
+        field(name) is not None for name in ("vision_config", "video_token_id", "video_token_index")
+    )
+    return AutoModelForImageTextToText if vision else AutoModelForCausalLM
 
 
 def resolve_device(device: str) -> str:
@@ -280,14 +309,7 @@ def load_model(
         `ConnectionError`: see [`resolve_model`].
     """
     import torch
-    from transformers import (
-        AutoConfig,
-        AutoModelForCausalLM,
-        AutoModelForImageTextToText,
-        AutoProcessor,
-        AutoTokenizer,
-    )
-    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
     if dtype not in _DTYPES:
         raise ValueError(f"`--dtype` must be one of {', '.join(_DTYPES)}, got {dtype!r}.")
@@ -305,10 +327,8 @@ def load_model(
         except OSError as error:
             first = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise FileNotFoundError(f"Cannot load model {model_id!r}: {first}") from error
-        multimodal = config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES or hasattr(
-            config, "vision_config"
-        )
-        model_class = AutoModelForImageTextToText if multimodal else AutoModelForCausalLM
+        model_class = auto_model_class(config)
+        multimodal = model_class is AutoModelForImageTextToText
         kwargs: dict[str, Any] = {
             "dtype": "auto" if dtype == "auto" else getattr(torch, dtype),
             "trust_remote_code": trust_remote_code,

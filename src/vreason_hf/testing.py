@@ -11,15 +11,11 @@ For a real pretrained (text-only) model, see [`load_smollm2`]. For real video, s
 Example:
 
 ```python
->>> import decord, numpy as np
->>> from transformers.video_utils import VideoMetadata
->>> from vreason_hf.testing import build_tiny_qwen2_5_vl, make_video_inputs, real_clip_path
+>>> from vreason_hf import build_inputs
+>>> from vreason_hf.testing import build_tiny_qwen2_5_vl, real_clip_path
 
 >>> model, processor = build_tiny_qwen2_5_vl()
->>> reader = decord.VideoReader(str(real_clip_path("bikes.mp4")))
->>> indices = np.linspace(0, len(reader) - 1, 8).round().astype(int).tolist()
->>> metadata = VideoMetadata(total_num_frames=len(reader), fps=reader.get_avg_fps(), frames_indices=indices)
->>> inputs = make_video_inputs(processor, reader.get_batch(indices).asnumpy(), metadata, "What happens?")
+>>> inputs = build_inputs(processor, "What happens?", video=real_clip_path("bikes.mp4"), num_frames=8)
 >>> output_ids = model.generate(**inputs, max_new_tokens=8, do_sample=False)
 ```
 """
@@ -27,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,13 +33,11 @@ from .assets import REAL_CLIPS, named_model_path, real_clip_path
 
 if TYPE_CHECKING:
     from transformers import (
-        BatchFeature,
         LlamaForCausalLM,
         LlavaOnevisionForConditionalGeneration,
         LlavaOnevisionProcessor,
         PreTrainedModel,
         PreTrainedTokenizerBase,
-        ProcessorMixin,
         Qwen2_5_VLForConditionalGeneration,
         Qwen2_5_VLProcessor,
         Qwen2VLForConditionalGeneration,
@@ -53,7 +46,6 @@ if TYPE_CHECKING:
         Qwen3VLProcessor,
     )
     from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
-    from transformers.video_utils import VideoMetadata
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +61,6 @@ __all__ = [
     "build_tokenizer",
     "count_parameters",
     "load_smollm2",
-    "make_video_inputs",
     "real_clip_path",
     "write_synthetic_clip",
 ]
@@ -432,7 +423,7 @@ def build_tiny_qwen3_vl(
     The Qwen3-VL video processor samples frames itself by default (`do_sample_frames=True`). When you
     pass frames you already sampled (with their `VideoMetadata`), call the processor with
     `do_sample_frames=False`, otherwise it re-samples from `total_num_frames` and fails with an
-    `IndexError` or silently drops frames. [`make_video_inputs`] does this for you.
+    `IndexError` or silently drops frames. [`~vreason_hf.inputs.build_inputs`] does this for you.
 
     </Tip>
 
@@ -647,56 +638,6 @@ def build_tiny_llama(
     model = _seeded_init(seed, LlamaForCausalLM, config)
     _finish(model, ids)
     return model, tokenizer
-
-
-# --------------------------------------------------------------------------------------------------
-# Processor inputs
-# --------------------------------------------------------------------------------------------------
-
-
-def make_video_inputs(
-    processor: ProcessorMixin,
-    frames: np.ndarray | torch.Tensor | Sequence[Any],
-    metadata: VideoMetadata | dict[str, Any] | None,
-    question: str,
-    *,
-    return_tensors: str = "pt",
-    **processor_kwargs: Any,
-) -> BatchFeature:
-    """
-    Build model inputs for one pre-sampled video clip and a question, through the processor's chat template.
-
-    The prompt is a single user turn `[video, text]` with the generation prompt appended. The frames are
-    passed as `videos=[frames]` with `video_metadata=[metadata]` (without metadata Qwen2.5-VL assumes
-    24 fps and gets its temporal positions wrong), and with `do_sample_frames=False`, since the frames
-    are already sampled (required by Qwen3-VL, whose video processor samples by default; a no-op for
-    the others).
-
-    Args:
-        processor (`ProcessorMixin`):
-            A video-capable processor, e.g. from one of the `build_tiny_*` builders or `AutoProcessor`.
-        frames (`np.ndarray` or `torch.Tensor` or sequence of frames):
-            The sampled frames, e.g. a `(T, H, W, 3)` `uint8` array as returned by decord's `get_batch`.
-        metadata (`VideoMetadata` or `dict`, *optional*):
-            Metadata of the clip with `total_num_frames`, `fps` and the sampled `frames_indices`.
-        question (`str`):
-            The user's text, placed after the video.
-        return_tensors (`str`, *optional*, defaults to `"pt"`):
-            Tensor type of the outputs.
-        **processor_kwargs:
-            Extra keyword arguments for the processor call (they override the defaults above).
-
-    Returns:
-        `BatchFeature`: `input_ids`, `attention_mask`, the pixel values and grid sizes of the video, and
-        any model-specific fields; ready for `model.generate(**inputs)`.
-    """
-    messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
-    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    kwargs: dict[str, Any] = {"do_sample_frames": False}
-    if metadata is not None:
-        kwargs["video_metadata"] = [metadata]
-    kwargs.update(processor_kwargs)
-    return processor(text=[text], videos=[frames], return_tensors=return_tensors, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------------

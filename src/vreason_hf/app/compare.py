@@ -24,9 +24,8 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from ..configuration_vreason import VReasonConfig
-from ..eval.runner import build_inputs, is_multimodal
-from ..generation.loop import vreason_generate
-from ..video import load_video
+from ..generation.loop import vreason_generate_kwargs
+from ..inputs import build_inputs, is_multimodal
 
 logger = logging.getLogger(__name__)
 
@@ -226,8 +225,7 @@ def compare_answers(
             is not a readable video; anything the model raises while decoding.
     """
     _check_request(video, question, num_frames, max_new_tokens)
-    frames, metadata = load_video(video, num_frames=num_frames)
-    inputs = build_inputs(processor, question.strip(), video=frames, video_metadata=metadata)
+    inputs = build_inputs(processor, question.strip(), video=video, num_frames=num_frames)
     inputs = inputs.to(model.device, dtype=model.dtype)
     plain_config = VReasonConfig(**{**vreason_config.knobs(), "num_steps": 0, "lite": False})
     runs = [
@@ -244,11 +242,10 @@ def compare_answers(
                 if stop.is_set():
                     break
                 events.put(("start", answer.mode, time.perf_counter()))
+                streamer = _QueueStreamer(events, answer.mode)
                 out = model.generate(
                     **inputs,
-                    custom_generate=vreason_generate,
-                    vreason_config=config,
-                    vreason_streamer=_QueueStreamer(events, answer.mode),
+                    **vreason_generate_kwargs(config, model=model, streamer=streamer),
                     stopping_criteria=StoppingCriteriaList([_StopWhenSet(stop)]),
                     max_new_tokens=max_new_tokens,
                     do_sample=False,

@@ -1,28 +1,31 @@
 # Copyright 2025 vreason-hf contributors. Licensed under the Apache License, Version 2.0.
 """Video-R1-compatible evaluation: prompts, answer extraction, scoring, dataset reading, summaries, the runner and plots.
 
-The protocol functions (``scoring``, ``data``, ``summary``) are model-free (see ``SPEC.md`` section 7).
-``generation`` builds (batched) inputs and runs one measured generation; ``runner`` runs a model over a dataset
-(batched, resumable, shardable results files, bad samples recorded as failed); ``records`` reads, checks and merges
-results files and writes Video-R1's final JSON; ``presets`` holds the paper's benchmarks and numbers; ``plots``
-draws entropy traces (matplotlib, imported only when a plot is made).
+One module per job:
+
+- the protocol, model-free (see ``SPEC.md`` section 7): ``data`` (reading and checking evaluation files),
+  ``scoring`` (prompts, answer extraction, scores), ``metrics`` (MRA, WER, ROUGE-L), ``summary`` (aggregates);
+- one measured generation: ``generation`` (plain or V-Reason decoding of a batch, with traces, time and memory,
+  also used by ``vreason run`` / ``demo``), ``memory`` (peak memory);
+- results: ``records`` (what a record holds, Video-R1's view of it), ``results`` (reading, writing and merging
+  results files, summaries), ``sharding`` (which samples a data-parallel rank runs);
+- the evaluation loop: ``samples`` (from samples to prompts, checked before a run), ``runner`` (``evaluate``:
+  batched, resumable, bad samples recorded as failed);
+- ``presets`` (the paper's benchmarks and numbers) and ``plots`` (entropy traces; matplotlib, imported only when a
+  plot is made).
+
+Model inputs come from :mod:`vreason_hf.inputs`.
 """
 
 from .data import DATA_TYPES, REQUIRED_FIELDS, load_samples, sample_id, validate_sample
-from .generation import (
-    GenerationResult,
-    Prompt,
-    build_batch_inputs,
-    build_inputs,
-    generate_answer,
-    generate_batch,
-)
+from .generation import GenerationResult, generate_answer, generate_batch
+from .metrics import MRA_THRESHOLDS, mean_relative_accuracy, ocr_score, rouge_l, word_error_rate
 from .plots import MeanTraces, mean_traces, plot_entropy_traces
-from .records import merge_results, read_records, video_r1_results, write_summary, write_video_r1_json
+from .records import video_r1_results
+from .results import merge_results, read_records, write_summary, write_video_r1_json
 from .runner import evaluate
 from .scoring import (
     METRIC_BY_PROBLEM_TYPE,
-    MRA_THRESHOLDS,
     PROBLEM_TYPES,
     THINK_INSTRUCTION,
     TYPE_SUFFIXES,
@@ -30,15 +33,11 @@ from .scoring import (
     build_prompt,
     extract_answer,
     extract_think,
-    mean_relative_accuracy,
-    ocr_score,
     parse_number,
-    rouge_l,
     score_sample,
     score_sample_detailed,
     secondary_score,
     validate_problem_type,
-    word_error_rate,
 )
 from .summary import RECORD_FIELDS, summarize, summary_to_markdown
 
@@ -53,10 +52,7 @@ __all__ = [
     "TYPE_SUFFIXES",
     "GenerationResult",
     "MeanTraces",
-    "Prompt",
     "ScoreResult",
-    "build_batch_inputs",
-    "build_inputs",
     "build_prompt",
     "evaluate",
     "extract_answer",

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
@@ -196,53 +197,63 @@ def plot_entropy_traces(
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.2])
     length = max((len(d.token_index) for d in traces.values()), default=0)
     for rank, (mode, data) in enumerate(traces.items()):
-        color = _COLORS.get(mode)
-        label = _LABELS.get(mode, mode) + (f" (n={data.num_samples})" if data.num_samples > 1 else "")
+        _draw_mode(top, bottom, mode, data, rank, length)
+    _style_axes(top, bottom)
+    if title is None:
+        names = sorted(
+            {str(r.get("dataset")) for r in records if dataset is None or r.get("dataset") == dataset}
+        )
+        title = f"Entropy of the next-token distribution ({', '.join(names)})"
+    fig.suptitle(title, fontsize=11)
+    if out_path is not None:
+        fig.savefig(out_path, dpi=dpi)
+        logger.debug("Saved the entropy plot to %s.", out_path)
+    return fig, traces
+
+
+def _draw_mode(top: Axes, bottom: Axes, mode: str, data: MeanTraces, rank: int, length: int) -> None:
+    """One mode's curves: per-token entropy and its EMA (peak starred and annotated) on top, α below."""
+    color = _COLORS.get(mode)
+    label = _LABELS.get(mode, mode) + (f" (n={data.num_samples})" if data.num_samples > 1 else "")
+    top.plot(data.token_index, data.entropy, color=color, alpha=0.35, linewidth=0.9, gid=f"{mode}/entropy")
+    top.plot(data.token_index, data.ema, color=color, linewidth=2.2, label=f"{label}: EMA", gid=f"{mode}/ema")
+    if data.peak_index is not None:
+        x, y = data.peak_index, data.ema[data.peak_index]
         top.plot(
-            data.token_index, data.entropy, color=color, alpha=0.35, linewidth=0.9, gid=f"{mode}/entropy"
-        )
-        top.plot(
-            data.token_index,
-            data.ema,
+            [x],
+            [y],
+            marker="*",
+            markersize=14,
             color=color,
-            linewidth=2.2,
-            label=f"{label}: EMA",
-            gid=f"{mode}/ema",
+            markeredgecolor="black",
+            zorder=5,
+            gid=f"{mode}/peak",
         )
-        if data.peak_index is not None:
-            x, y = data.peak_index, data.ema[data.peak_index]
-            top.plot(
-                [x],
-                [y],
-                marker="*",
-                markersize=14,
-                color=color,
-                markeredgecolor="black",
-                zorder=5,
-                gid=f"{mode}/peak",
-            )
-            right = x > 0.75 * length  # keep the label inside the axes
-            top.annotate(
-                f"EMA peak @ {x}",
-                (x, y),
-                xytext=(-8 if right else 8, 10 + 12 * rank),
-                textcoords="offset points",
-                ha="right" if right else "left",
-                fontsize=8,
-                color=color,
-            )
-            for axis in (top, bottom):
-                axis.axvline(x, color=color, linestyle=":", linewidth=1.0)
-        bottom.step(
-            data.token_index,
-            data.alpha,
-            where="post",
+        right = x > 0.75 * length  # keep the label inside the axes
+        top.annotate(
+            f"EMA peak @ {x}",
+            (x, y),
+            xytext=(-8 if right else 8, 10 + 12 * rank),
+            textcoords="offset points",
+            ha="right" if right else "left",
+            fontsize=8,
             color=color,
-            linewidth=1.6,
-            linestyle="--" if mode == "base" else "-",
-            label=_LABELS.get(mode, mode) + (" (would-be)" if mode == "base" else ""),
-            gid=f"{mode}/alpha",
         )
+        for axis in (top, bottom):
+            axis.axvline(x, color=color, linestyle=":", linewidth=1.0)
+    bottom.step(
+        data.token_index,
+        data.alpha,
+        where="post",
+        color=color,
+        linewidth=1.6,
+        linestyle="--" if mode == "base" else "-",
+        label=_LABELS.get(mode, mode) + (" (would-be)" if mode == "base" else ""),
+        gid=f"{mode}/alpha",
+    )
+
+
+def _style_axes(top: Axes, bottom: Axes) -> None:
     top.plot([], [], color="grey", alpha=0.35, linewidth=0.9, label="per-token entropy")
     top.set_ylabel("entropy (nats)")
     top.legend(fontsize=8, loc="best")
@@ -254,13 +265,3 @@ def plot_entropy_traces(
     bottom.set_xlabel("generated token index")
     bottom.legend(fontsize=8, loc="lower left")
     bottom.grid(alpha=0.3)
-    if title is None:
-        names = sorted(
-            {str(r.get("dataset")) for r in records if dataset is None or r.get("dataset") == dataset}
-        )
-        title = f"Entropy of the next-token distribution ({', '.join(names)})"
-    fig.suptitle(title, fontsize=11)
-    if out_path is not None:
-        fig.savefig(out_path, dpi=dpi)
-        logger.debug("Saved the entropy plot to %s.", out_path)
-    return fig, traces

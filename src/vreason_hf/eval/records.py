@@ -1,9 +1,10 @@
 # Copyright 2026 The vreason-hf contributors. Licensed under the Apache License, Version 2.0.
-"""Results records and files: building a record, reading and checking a results file, merging, Video-R1's JSON.
+"""Results records: what one record of a results file holds, how it is built, and Video-R1's view of it.
 
-A results file (``RESULTS.jsonl``) holds one JSON object per (dataset, sample, mode). Besides our own fields, every
-record carries the sample's Video-R1 fields (``problem``, ``options``, ``solution``, ``path``, ...) and Video-R1's
-per-sample output fields with Video-R1's meaning (``src/eval_bench.py``):
+A results file (``RESULTS.jsonl``, see :mod:`~vreason_hf.eval.results`) holds one JSON object per (dataset, sample,
+mode). Besides our own fields (:data:`OWN_FIELDS`), every record carries the sample's Video-R1 fields (``problem``,
+``options``, ``solution``, ``path``, ...) and Video-R1's per-sample output fields with Video-R1's meaning
+(``src/eval_bench.py``):
 
 - ``output``: the generated text;
 - ``prediction``: the extracted answer (the first ``<answer>`` block, else the whole output);
@@ -11,38 +12,34 @@ per-sample output fields with Video-R1's meaning (``src/eval_bench.py``):
 - ``correct``: ``reward == 1.0``;
 - ``process``: ``"<think>...</think>"`` when the output has a ``<think>`` block (else the sample's own, if any).
 
-Files written before these fields existed (``prediction`` held the text, ``extracted`` the answer) are upgraded
-when read, so old runs resume. :func:`write_video_r1_json` writes Video-R1's final JSON,
-``{"results": [...], "final_acc": [{"mean_acc": ..., "mean_mra": ...}]}``, per dataset and mode.
+Records written before these fields existed (``prediction`` held the text, ``extracted`` the answer) are upgraded
+by :func:`upgrade_record` when read, so old runs resume. :func:`video_r1_results` gives Video-R1's final JSON,
+``{"results": [...], "final_acc": [{"mean_acc": ..., "mean_mra": ...}]}``, of one dataset and mode.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from .data import read_text_file
-from .scoring import extract_answer, extract_think
-from .summary import check_record, summarize, summary_to_markdown
+from .scoring import extract_answer, extract_think, score_sample_detailed
+
+if TYPE_CHECKING:
+    from .generation import GenerationResult
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "OWN_FIELDS",
     "VIDEO_R1_FIELDS",
-    "check_output_path",
+    "answer_record",
     "failed_record",
-    "merge_results",
-    "read_records",
-    "results_paths",
+    "record_key",
+    "sample_fields",
+    "upgrade_record",
+    "video_r1_fields",
     "video_r1_results",
-    "write_summary",
-    "write_video_r1_json",
 ]
 
 VIDEO_R1_FIELDS: tuple[str, ...] = ("output", "prediction", "reward", "correct", "process")
@@ -73,15 +70,12 @@ OWN_FIELDS: tuple[str, ...] = (
     "alphas",
 )
 """Fields a record adds besides the sample's and Video-R1's (see :func:`~vreason_hf.eval.evaluate`)."""
-
-_MODE_ORDER = {"base": 0, "vreason": 1, "lite": 2}
-_RANK_FILE = re.compile(r"\.rank(\d+)\.jsonl$")
 _ERROR_OUTPUT = "<answer>error</answer>"  # what Video-R1's script records for a sample it could not run
 
 
-# --------------------------------------------------------------------------------------------------
-# Building records
-# --------------------------------------------------------------------------------------------------
+def record_key(record: Mapping) -> tuple[str, str, str]:
+    """What identifies a record in a results file: ``(dataset, id, mode)``."""
+    return (str(record.get("dataset")), str(record.get("id")), str(record.get("mode")))
 
 
 def sample_fields(sample: Mapping, dataset: str, warned: set[str] | None = None) -> dict[str, Any]:
@@ -147,72 +141,54 @@ def failed_record(base: Mapping[str, Any], sample: Mapping, error: BaseException
     }
 
 
-# --------------------------------------------------------------------------------------------------
-# Results files
-# --------------------------------------------------------------------------------------------------
-
-
-def results_paths(output_path: str | os.PathLike) -> dict[str, Path]:
-    """Where an evaluation writes its files, given its results path.
+def answer_record(
+    base: Mapping[str, Any],
+    sample: Mapping,
+    result: GenerationResult,
+    expected: Mapping[str, Any],
+    save_traces: bool,
+) -> dict[str, Any]:
+    """The record of one answer: its identifying fields, Video-R1's output fields, the score and the measurements.
 
     Args:
-        output_path (`str` or `os.PathLike`):
-            The results file, e.g. ``results/mvbench.jsonl``.
-
-    Returns:
-        `dict[str, Path]`: ``results`` (the merged JSONL), ``summary_json`` and ``summary_md`` (``RESULTS.summary.json``
-        / ``.summary.md``, the suffix of ``output_path`` replaced), ``rank_glob``, the pattern of the per-rank
-        files (``RESULTS.rank{r}.jsonl``), and ``video_r1_dir``, the folder of Video-R1's final JSONs
-        (``RESULTS.video_r1/``, see :func:`write_video_r1_json`).
+        base, sample:
+            As in [`failed_record`].
+        result ([`~vreason_hf.eval.GenerationResult`]):
+            The answer and its measurements.
+        expected (`Mapping`):
+            The run's ``knobs`` and ``generation`` settings.
+        save_traces (`bool`):
+            Whether to store the per-token ``output_ids`` and traces.
     """
-    path = Path(output_path)
-    return {
-        "results": path,
-        "summary_json": path.with_suffix(".summary.json"),
-        "summary_md": path.with_suffix(".summary.md"),
-        "rank_glob": path.with_suffix(".rank*.jsonl"),
-        "video_r1_dir": path.with_suffix(".video_r1"),
+    detail = score_sample_detailed(sample, result.text)
+    record = {
+        **base,
+        **video_r1_fields(sample, result.text, detail.extracted, detail.score),
+        "score": detail.score,
+        "target": detail.target,
+        "parsable": detail.parsable,
+        "secondary": detail.secondary,
+        "error": None,
+        "output_tokens": result.output_tokens,
+        "seconds": round(result.seconds, 4),
+        "batch_size": result.batch_size,
+        "peak_memory_mb": None if result.peak_memory_mb is None else round(result.peak_memory_mb, 1),
+        "memory_source": result.memory_source,
+        "optimizer_steps": result.optimizer_steps,
+        "knobs": expected["knobs"],
+        "generation": expected["generation"],
     }
-
-
-def check_output_path(output_path: str | os.PathLike) -> Path:
-    """Check, before any generation, that the results file can be written (creating its folder if needed).
-
-    An existing file is opened for appending (and left as it is); otherwise a probe file is created and removed next
-    to it, so concurrent ranks checking the same path do not race on it.
-
-    Args:
-        output_path (`str` or `os.PathLike`):
-            The results file.
-
-    Returns:
-        `Path`: ``output_path``.
-
-    Raises:
-        ValueError: If the path is a folder, its parent is not a folder, or the file cannot be written (the message
-            names the path and the reason).
-    """
-    path = Path(output_path)
-    if path.is_dir():
-        raise ValueError(
-            f"The results path '{path}' is a folder; pass a file path such as '{path / 'results.jsonl'}'."
+    if save_traces:
+        record.update(
+            output_ids=result.token_ids,
+            entropies=result.entropies,
+            ema_entropies=result.ema_entropies,
+            alphas=result.alphas,
         )
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            with open(path, "a", encoding="utf-8"):
-                pass
-        else:
-            probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
-            probe.touch()
-            probe.unlink()
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise ValueError(f"Cannot write the results file '{path}': {reason}.") from None
-    return path
+    return record
 
 
-def _upgrade(record: dict) -> dict:
+def upgrade_record(record: dict) -> dict:
     """Rename the fields of records written before Video-R1 parity (``prediction`` = text, ``extracted`` = answer)."""
     if "extracted" not in record or "output" in record:
         return record
@@ -231,178 +207,6 @@ def _upgrade(record: dict) -> dict:
     upgraded.setdefault("error", None)
     upgraded.setdefault("batch_size", 1)
     return upgraded
-
-
-def read_records(path: str | os.PathLike) -> list[dict]:
-    """Read and check a results JSONL file, tolerating a partially written last line.
-
-    A last line without its newline is what a crash in the middle of a write leaves behind: it is ignored (with a
-    warning), and the sample is run again on resume. A missing file reads as no records. Records written before
-    the Video-R1 fields existed are upgraded (see the module docstring).
-
-    Args:
-        path (`str` or `os.PathLike`):
-            The file.
-
-    Returns:
-        `list[dict]`: The records, in file order.
-
-    Raises:
-        ValueError: If the file is not UTF-8, or a complete (newline-terminated) line is not a JSON object or lacks
-            a field the summary needs (see :func:`~vreason_hf.eval.summary.check_record`); the message names the
-            file and line.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return []
-    text = read_text_file(path, what="a results file written by `vreason eval`")
-    lines = text.split("\n")
-    tail = lines.pop()  # "" when the file ends with a newline
-    if tail.strip():
-        logger.warning("%s: ignoring a partially written last line (%d characters).", path, len(tail))
-    decoded = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            decoded.append((number, json.loads(line)))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"'{path}': line {number} is not valid JSON ({error.msg}).") from error
-    records = []
-    for number, record in decoded:
-        where = f"'{path}': line {number}"
-        if not isinstance(record, dict):
-            raise ValueError(f"{where} is not a JSON object.")
-        record = _upgrade(record)
-        for field in ("dataset", "id", "mode"):
-            if not isinstance(record.get(field), str):
-                raise ValueError(f"{where}: field `{field}` must be a string, got {record.get(field)!r}.")
-        check_record(record, where)
-        records.append(record)
-    return records
-
-
-def _cut_partial_tail(path: Path) -> None:
-    """Remove a partially written last line so the next append starts on a fresh line."""
-    if not path.is_file() or path.stat().st_size == 0:
-        return
-    with open(path, "rb+") as handle:
-        handle.seek(-1, os.SEEK_END)
-        if handle.read(1) == b"\n":
-            return
-        handle.seek(0)
-        data = handle.read()
-        keep = data.rfind(b"\n") + 1
-        handle.truncate(keep)
-        logger.warning("%s: cut a partially written last line (%d bytes).", path, len(data) - keep)
-
-
-def _record_key(record: Mapping) -> tuple[str, str, str]:
-    return (str(record.get("dataset")), str(record.get("id")), str(record.get("mode")))
-
-
-def _rank_path(output_path: Path, rank: int) -> Path:
-    return output_path.with_suffix(f".rank{rank}.jsonl")
-
-
-def _rank_files(output_path: Path) -> list[Path]:
-    pattern = output_path.with_suffix(".rank*.jsonl").name
-    files = [p for p in output_path.parent.glob(pattern) if _RANK_FILE.search(p.name)]
-    return sorted(files, key=lambda p: int(_RANK_FILE.search(p.name).group(1)))
-
-
-def _all_records(output_path: Path) -> list[dict]:
-    records = read_records(output_path)
-    for path in _rank_files(output_path):
-        records.extend(read_records(path))
-    return records
-
-
-def _dedupe(records: Iterable[dict]) -> list[dict]:
-    """One record per (dataset, id, mode): the first successful one, else the last failed one (the latest error)."""
-    chosen: dict[tuple[str, str, str], dict] = {}
-    dataset_order: dict[str, int] = {}
-    for record in records:
-        dataset_order.setdefault(str(record.get("dataset")), len(dataset_order))
-        key = _record_key(record)
-        current = chosen.get(key)
-        if current is None or current.get("error") is not None:
-            chosen[key] = record
-    return sorted(
-        chosen.values(),
-        key=lambda r: (
-            dataset_order[str(r.get("dataset"))],
-            str(r.get("id")),
-            _MODE_ORDER.get(str(r.get("mode")), len(_MODE_ORDER)),
-            str(r.get("mode")),
-        ),
-    )
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def write_summary(records: Sequence[Mapping], output_path: str | os.PathLike) -> dict:
-    """Summarise records with :func:`~vreason_hf.eval.summarize` and write ``.summary.json`` / ``.summary.md``.
-
-    Args:
-        records (`Sequence[Mapping]`):
-            Results records (as written by :func:`~vreason_hf.eval.evaluate`).
-        output_path (`str` or `os.PathLike`):
-            The results file the summary belongs to (see [`results_paths`]).
-
-    Returns:
-        `dict`: The summary.
-    """
-    paths = results_paths(output_path)
-    summary = summarize(records)
-    _write_atomic(paths["summary_json"], json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    _write_atomic(paths["summary_md"], summary_to_markdown(summary))
-    return summary
-
-
-def merge_results(output_path: str | os.PathLike, *, video_r1_json: bool = False) -> dict:
-    """Merge ``RESULTS.jsonl`` and every ``RESULTS.rank{r}.jsonl`` into ``RESULTS.jsonl`` and write the summary.
-
-    Records are deduplicated on ``(dataset, id, mode)``: the first successful record read wins (the merged file,
-    then the rank files in rank order); a failed record (non-`None` ``error``) is replaced by a successful one, so a
-    retried sample supersedes its failure. Records are sorted by dataset (first appearance), sample id (file
-    order) and mode. The merged file is replaced atomically; the rank files are kept (merging again is harmless).
-
-    Args:
-        output_path (`str` or `os.PathLike`):
-            The results file.
-        video_r1_json (`bool`, *optional*, defaults to `False`):
-            Also write Video-R1's final JSON per dataset and mode (see [`write_video_r1_json`]).
-
-    Returns:
-        `dict`: The summary (see :func:`~vreason_hf.eval.summarize`).
-
-    Raises:
-        FileNotFoundError: If there is neither the results file nor any rank file.
-    """
-    output_path = Path(output_path)
-    if not output_path.is_file() and not _rank_files(output_path):
-        raise FileNotFoundError(
-            f"Nothing to merge: neither '{output_path}' nor any '{output_path.with_suffix('.rank*.jsonl').name}' exists."
-        )
-    records = _dedupe(_all_records(output_path))
-    _write_atomic(output_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    logger.info("Merged %d records into %s.", len(records), output_path)
-    if video_r1_json:
-        write_video_r1_json(records, output_path)
-    return write_summary(records, output_path)
-
-
-# --------------------------------------------------------------------------------------------------
-# Video-R1's final JSON
-# --------------------------------------------------------------------------------------------------
 
 
 def _mean(values: list[float]) -> float | None:
@@ -440,31 +244,3 @@ def video_r1_results(records: Iterable[Mapping]) -> dict[str, Any]:
         (mra if record.get("problem_type") == "regression" else accuracy).append(float(record["reward"]))
     final = {"mean_acc": _mean(accuracy), "mean_mra": _mean(mra) if mra else 0.0}
     return {"results": results, "final_acc": [final]}
-
-
-def write_video_r1_json(records: Iterable[Mapping], output_path: str | os.PathLike) -> list[Path]:
-    """Write Video-R1's final JSON (see [`video_r1_results`]) for every (dataset, mode) of the records.
-
-    The files go to ``RESULTS.video_r1/eval_{dataset}_{mode}_output.json`` next to the results (Video-R1 names its
-    own ``eval_{dataset}_{name}_greedy_output.json``).
-
-    Args:
-        records (`Iterable[Mapping]`):
-            Results records.
-        output_path (`str` or `os.PathLike`):
-            The results file they belong to.
-
-    Returns:
-        `list[Path]`: The files written.
-    """
-    groups: dict[tuple[str, str], list[Mapping]] = {}
-    for record in records:
-        groups.setdefault((str(record["dataset"]), str(record["mode"])), []).append(record)
-    folder = results_paths(output_path)["video_r1_dir"]
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for (dataset, mode), group in groups.items():
-        path = folder / f"eval_{dataset}_{mode}_output.json"
-        _write_atomic(path, json.dumps(video_r1_results(group), indent=2, ensure_ascii=False) + "\n")
-        written.append(path)
-    return written

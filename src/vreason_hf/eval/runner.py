@@ -1,11 +1,11 @@
 # Copyright 2026 The vreason-hf contributors. Licensed under the Apache License, Version 2.0.
-"""Running a model over a Video-R1 evaluation file: one JSON line per (sample, mode), batched, resumable, shardable.
+"""The evaluation loop: a model over a Video-R1 evaluation file, one JSON line per (sample, mode), batched, resumable.
 
-The results file (``RESULTS.jsonl``) gets one record per sample and mode as soon as its batch finishes (written,
-flushed and ``fsync``-ed), so a crash or Ctrl-C loses at most the batch in flight; a rerun with the same output
-skips every ``(dataset, id, mode)`` already there. A partially written last line (a crash mid-write) is ignored
-when reading and cut off before appending, so that sample is simply run again. The results file is read and
-checked before the first generation, so a malformed line stops the run at once, not after hours of answers.
+The results file (``RESULTS.jsonl``, see :mod:`~vreason_hf.eval.results`) gets one record per sample and mode (see
+:mod:`~vreason_hf.eval.records`) as soon as its batch finishes (written, flushed and ``fsync``-ed), so a crash or
+Ctrl-C loses at most the batch in flight; a rerun with the same output skips every ``(dataset, id, mode)`` already
+there. The results file is read and checked before the first generation, so a malformed line stops the run at once,
+not after hours of answers.
 
 Batching: ``batch_size=N`` decodes N samples in one left-padded `generate` call, each with its own V-Reason state;
 a record's tokens equal those of the same sample decoded alone, so batch size does not change results (nor the
@@ -16,17 +16,9 @@ is recorded as failed, with its ``error``, scored 0 as Video-R1's script scores 
 ``n_failed``, and the run goes on. A rerun does not retry failed samples unless ``retry_failed=True``; a successful
 retry replaces the failed record.
 
-Data-parallel sharding: under ``accelerate launch`` / ``torchrun`` (or with an explicit ``shard=(rank, world)``)
-process ``rank`` takes the samples ``i`` with ``i % world == rank`` (and batches its own shard) and writes
-``RESULTS.rank{rank}.jsonl``. The process that finishes last sees that every expected record is present and merges
-all files into ``RESULTS.jsonl`` without duplicates, then writes the summary. There is deliberately no collective
-barrier: ranks can finish hours apart, longer than a NCCL barrier's timeout. :func:`merge_results`
-(``vreason eval --merge``) does the same merge by hand, e.g. after a rank crashed.
-
-Next to the results, :func:`write_summary` writes ``RESULTS.summary.json`` (from
-:func:`~vreason_hf.eval.summarize`) and ``RESULTS.summary.md`` (from :func:`~vreason_hf.eval.summary_to_markdown`),
-and, with ``video_r1_json=True``, Video-R1's final JSON per dataset and mode (see
-:func:`~vreason_hf.eval.records.write_video_r1_json`).
+Data-parallel runs: each process runs its shard (see :mod:`~vreason_hf.eval.sharding`) into its own rank file; the
+process that finishes last merges them (:func:`~vreason_hf.eval.results.merge_results`, also ``vreason eval
+--merge``) and writes the summary.
 """
 
 from __future__ import annotations
@@ -34,168 +26,55 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..configuration_vreason import VReasonConfig
 from ..generation import as_vreason_config
+from ..inputs import Prompt, build_batch_inputs, frame_sampling
 from .data import sample_id
-from .generation import (
-    DEFAULT_GENERATE_KWARGS,
-    MODES,
-    GenerationResult,
-    Prompt,
-    _mode_config,
-    build_batch_inputs,
-    build_inputs,
-    frame_request,
-    frame_sampling,
-    generate_answer,
-    generate_batch,
-    is_multimodal,
-    warm_up,
-)
-from .records import (
-    _all_records,
-    _cut_partial_tail,
-    _rank_path,
-    _record_key,
-    check_output_path,
-    failed_record,
-    merge_results,
-    read_records,
-    results_paths,
-    sample_fields,
-    video_r1_fields,
-    write_summary,
-)
-from .scoring import build_prompt, score_sample_detailed
+from .generation import DEFAULT_GENERATE_KWARGS, _mode_config, generate_batch, warm_up
+from .records import answer_record, failed_record, record_key, sample_fields
+from .results import ResultsWriter, all_records, check_output_path, merge_results
+from .samples import SAMPLE_ERRORS, batch_inputs, check_samples, sample_prompt
+from .sharding import rank_path, resolve_shard
 
 logger = logging.getLogger(__name__)
 
-# The generation and results-file helpers live in `.generation` and `.records`; they are re-exported here, where
-# they were first defined.
-__all__ = [
-    "DEFAULT_GENERATE_KWARGS",
-    "MODES",
-    "SAMPLE_ERRORS",
-    "GenerationResult",
-    "build_inputs",
-    "evaluate",
-    "frame_sampling",
-    "generate_answer",
-    "generate_batch",
-    "is_multimodal",
-    "merge_results",
-    "read_records",
-    "resolve_shard",
-    "results_paths",
-    "warm_up",
-    "write_summary",
-]
-
-SAMPLE_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError, EOFError)
-"""Errors that, raised while a sample's video or image is read and prepared, fail that sample rather than the run
-(decoding errors are `~vreason_hf.video.VideoDecodeError`, a `ValueError`; PIL's unreadable images are `OSError`)."""
+__all__ = ["evaluate"]
 
 
-# --------------------------------------------------------------------------------------------------
-# Sharding
-# --------------------------------------------------------------------------------------------------
+@dataclass
+class _Job:
+    """One dataset's evaluation on this process: its settings, and the samples with the modes they still lack."""
+
+    dataset: str
+    modes: tuple[str, ...]
+    configs: dict[str, VReasonConfig]
+    expected: dict[
+        str, dict[str, Any]
+    ]  # per mode: the `knobs`, `generation` and `model` fields of its records
+    ids: dict[int, str]
+    root: Path | None
+    frames: dict[str, Any]  # num_frames, fps, max_frames, video_backend
+    generate_kwargs: dict[str, Any] | None
+    todo: list[tuple[int, Mapping, list[str]]] = field(default_factory=list)
+
+    @property
+    def model_name(self) -> str:
+        return next(iter(self.expected.values()))["model"]
 
 
-def resolve_shard(shard: tuple[int, int] | None = None) -> tuple[int, int]:
-    """The ``(rank, world_size)`` of this process.
+@dataclass
+class _Item:
+    """A sample of the batch being run: its index, record, the modes it still lacks and its prepared prompt."""
 
-    Args:
-        shard (`tuple[int, int]`, *optional*):
-            An explicit ``(index, count)`` (e.g. for job arrays). Otherwise, when ``WORLD_SIZE`` > 1 in the
-            environment (set by ``accelerate launch`` and ``torchrun``), accelerate's `PartialState` is asked
-            if it is installed and sees several processes, else the ``RANK`` / ``WORLD_SIZE`` variables are used
-            (accelerate reports a single process for CPU runs started by ``torchrun``).
-
-    Returns:
-        `tuple[int, int]`: ``(rank, world_size)``; ``(0, 1)`` for a single process.
-
-    Raises:
-        ValueError: If the shard is malformed.
-    """
-    if shard is None:
-        world = _env_int("WORLD_SIZE", 1)
-        if world <= 1:
-            return 0, 1
-        try:
-            from accelerate import PartialState
-
-            state = PartialState()
-            if state.num_processes > 1:
-                return state.process_index, state.num_processes
-        except ImportError:
-            pass
-        shard = (_env_int("RANK", 0), world)
-    rank, world = shard
-    if (
-        isinstance(rank, bool)
-        or isinstance(world, bool)
-        or not isinstance(rank, int)
-        or not isinstance(world, int)
-    ):
-        raise ValueError(f"`shard` must be two integers (index, count), got {shard!r}.")
-    if world < 1 or not 0 <= rank < world:
-        raise ValueError(f"`shard` must satisfy 0 <= index < count, got index={rank}, count={world}.")
-    return rank, world
-
-
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value is None or not value.strip():
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"Environment variable `{name}` must be an integer, got {value!r}.") from None
-
-
-# --------------------------------------------------------------------------------------------------
-# The evaluation loop
-# --------------------------------------------------------------------------------------------------
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
-
-
-def _check_settings(existing: list[dict], dataset: str, expected: dict[str, dict], output_path: Path) -> None:
-    """Refuse to resume into a file whose records for the same dataset and mode were made differently."""
-    for record in existing:
-        if record.get("dataset") != dataset or record.get("mode") not in expected:
-            continue
-        want = expected[record["mode"]]
-        for key, value in want.items():
-            if record.get(key) != value:
-                if isinstance(value, dict) and isinstance(record.get(key), dict):
-                    old = record[key]
-                    diffs = [
-                        f"{k}: {old.get(k)!r} -> {value.get(k)!r}"
-                        for k in value
-                        if old.get(k) != value.get(k)
-                    ]
-                    what = f"{key} ({'; '.join(diffs[:3])})"
-                else:
-                    what = f"{key} ({record.get(key)!r} -> {value!r})"
-                raise ValueError(
-                    f"'{output_path}' already holds {dataset!r} results in mode {record['mode']!r} made with a "
-                    f"different {what}. Use another output file, or delete it to start over."
-                )
-
-
-def _resolve_media(sample: Mapping, video_root: Path | None) -> Path:
-    path = Path(sample["path"]).expanduser()
-    if not path.is_absolute() and video_root is not None:
-        path = video_root / path
-    return path
+    index: int
+    sample: Mapping
+    missing: list[str]
+    prompt: Prompt
 
 
 def evaluate(
@@ -224,17 +103,10 @@ def evaluate(
 ) -> dict | None:
     """Evaluate a model on Video-R1 records, writing one JSON line per sample and mode as soon as its batch finishes.
 
-    Each record holds ``id`` (:func:`~vreason_hf.eval.sample_id`), ``index``, ``dataset``, ``mode``, ``model``;
-    the sample's own fields (``problem``, ``options``, ``solution``, ``path``, ``data_type``, ``problem_type``,
-    ...); Video-R1's output fields ``output`` (the generated text), ``prediction`` (the extracted answer),
-    ``reward`` (the score), ``correct`` and, when the output reasons, ``process`` (see
-    :mod:`~vreason_hf.eval.records`); then ``score`` (= ``reward``), ``target``, ``parsable``, ``secondary``
-    (OCR / free-form metric), ``error`` (`None`, or why the sample failed), ``output_tokens``, ``seconds`` (the
-    batch's time shared equally between its answers), ``batch_size``, ``peak_memory_mb`` and ``memory_source`` (see
-    [`GenerationResult`]), ``optimizer_steps``, ``knobs`` (the V-Reason knobs; `None` for ``"base"``),
-    ``generation`` (decoding and frame-sampling settings) and, unless ``save_traces=False``, the per-token
-    ``output_ids``, ``entropies``, ``ema_entropies`` and ``alphas`` (for
-    :func:`~vreason_hf.eval.plots.plot_entropy_traces`).
+    Each record holds the sample's identity (``id``, see :func:`~vreason_hf.eval.sample_id`, ``index``,
+    ``dataset``, ``mode``, ``model``), its own fields, Video-R1's output fields, the score, the measurements of
+    [`GenerationResult`], the ``knobs`` and ``generation`` settings and, unless ``save_traces=False``, the
+    per-token traces: see :mod:`~vreason_hf.eval.records`.
 
     Resuming: every ``(dataset, id, mode)`` already in the results file or a rank file is skipped (failed ones too,
     unless ``retry_failed``). Records of the same dataset and mode made with other knobs, decoding settings or
@@ -253,7 +125,7 @@ def evaluate(
         samples (`Sequence[Mapping]`):
             The records of one dataset in file order, e.g. from :func:`~vreason_hf.eval.load_samples`.
         output_path (`str` or `os.PathLike`):
-            The results JSONL (see [`results_paths`] for the files written next to it).
+            The results JSONL (see [`~vreason_hf.eval.results.results_paths`] for the files written next to it).
         video_root (`str` or `os.PathLike`, *optional*):
             Folder relative ``path`` fields are resolved against; defaults to the current directory, as Video-R1's
             script does.
@@ -278,7 +150,7 @@ def evaluate(
         dataset_name (`str`, *optional*, defaults to `"dataset"`):
             The ``dataset`` field of the records (the summary groups by it).
         shard (`tuple[int, int]`, *optional*):
-            ``(index, count)``; by default from the launcher's environment, see [`resolve_shard`].
+            ``(index, count)``; by default from the launcher's environment, see [`~vreason_hf.eval.sharding.resolve_shard`].
         batch_size (`int`, *optional*, defaults to 1):
             Samples decoded together in one `generate` call (left-padded). Larger batches use the accelerator
             better; the answers do not change.
@@ -291,7 +163,7 @@ def evaluate(
         progress (`bool`, *optional*, defaults to `True`):
             Show a tqdm progress bar.
         warmup (`bool`, *optional*, defaults to `True`):
-            Before the first timed batch, run each mode once for two tokens (see [`warm_up`]).
+            Before the first timed batch, run each mode once for two tokens (see [`~vreason_hf.eval.generation.warm_up`]).
 
     Returns:
         `dict | None`: The summary of the whole results file (every dataset in it), written as
@@ -303,13 +175,11 @@ def evaluate(
             cannot take, or a results file with a malformed line (all checked before any generation).
         FileNotFoundError: If a video or image of the selected samples is missing (checked before any generation).
     """
-    from tqdm.auto import tqdm
-
     config = as_vreason_config(vreason_config)
     modes = tuple(modes)
     if not modes or len(set(modes)) != len(modes):
         raise ValueError(f"`modes` must be a non-empty sequence of distinct modes, got {modes!r}.")
-    mode_configs = {mode: _mode_config(mode, config) for mode in modes}
+    configs = {mode: _mode_config(mode, config) for mode in modes}
     num_frames, fps, max_frames = frame_sampling(num_frames, fps, max_frames)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise ValueError(f"`limit` must be a non-negative integer or None, got {limit!r}.")
@@ -317,14 +187,55 @@ def evaluate(
         raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
     rank, world = resolve_shard(shard)
     output_path = check_output_path(output_path)
-    write_path = output_path if world == 1 else check_output_path(_rank_path(output_path, rank))
-    root = Path(video_root).expanduser() if video_root is not None else None
-    multimodal = is_multimodal(processor)
-
+    write_path = output_path if world == 1 else check_output_path(rank_path(output_path, rank))
     selected = list(enumerate(samples))[: limit if limit is not None else None]
-    ids = {index: sample_id(sample, index) for index, sample in selected}
+    job = _Job(
+        dataset=dataset_name,
+        modes=modes,
+        configs=configs,
+        expected=_expected_fields(model, configs, generate_kwargs, num_frames, fps, max_frames),
+        ids={index: sample_id(sample, index) for index, sample in selected},
+        root=Path(video_root).expanduser() if video_root is not None else None,
+        frames={
+            "num_frames": num_frames,
+            "fps": fps,
+            "max_frames": max_frames,
+            "video_backend": video_backend,
+        },
+        generate_kwargs=generate_kwargs,
+    )
+    existing = all_records(output_path)  # read and checked: a malformed line stops here, before any answer
+    _check_settings(existing, job, output_path)
+    done = {record_key(r) for r in existing if not (retry_failed and r.get("error") is not None)}
     mine = [(index, sample) for index, sample in selected if index % world == rank]
+    for index, sample in mine:
+        missing = [m for m in modes if (dataset_name, job.ids[index], m) not in done]
+        if missing:
+            job.todo.append((index, sample, missing))
+    # Everything the samples need, checked before the first (possibly hours-long) generation.
+    check_samples(processor, [sample for _, sample, _ in job.todo], configs, dataset_name, job.root)
+    skipped = len(mine) * len(modes) - sum(len(m) for _, _, m in job.todo)
+    if skipped:
+        logger.info("%s: %d record(s) already in the results, skipped.", dataset_name, skipped)
+    description = f"{dataset_name} [rank {rank}/{world}]" if world > 1 else dataset_name
+    with _Writer(job, write_path, description, progress) as writer:
+        _run_batches(
+            model, processor, job, writer, batch_size=batch_size, save_traces=save_traces, warmup=warmup
+        )
+    if world == 1:
+        return merge_results(output_path, video_r1_json=video_r1_json)
+    return _merge_if_last(output_path, job, selected, rank, video_r1_json)
 
+
+def _expected_fields(
+    model: Any,
+    configs: Mapping[str, VReasonConfig],
+    generate_kwargs: dict[str, Any] | None,
+    num_frames: int | None,
+    fps: float | None,
+    max_frames: int | None,
+) -> dict[str, dict[str, Any]]:
+    """Per mode, the fields that say how its records are made (checked on resume): knobs, generation, model."""
     generation = _jsonable(
         {
             **DEFAULT_GENERATE_KWARGS,
@@ -335,172 +246,157 @@ def evaluate(
         }
     )
     model_name = str(getattr(model, "name_or_path", "") or type(model).__name__)
-    expected = {
+    return {
         mode: {
-            "knobs": None if mode == "base" else _jsonable(cfg.knobs()),
+            "knobs": None if mode == "base" else _jsonable(config.knobs()),
             "generation": generation,
             "model": model_name,
         }
-        for mode, cfg in mode_configs.items()
+        for mode, config in configs.items()
     }
-    existing = _all_records(output_path)  # read and checked: a malformed line stops here, before any answer
-    _check_settings(existing, dataset_name, expected, output_path)
-    done = {_record_key(r) for r in existing if not (retry_failed and r.get("error") is not None)}
-    todo = []
-    for index, sample in mine:
-        missing = [m for m in modes if (dataset_name, ids[index], m) not in done]
-        if missing:
-            todo.append((index, sample, missing))
 
-    # Check everything the selected samples need before the first (possibly hours-long) generation.
-    if not multimodal:
-        if any(sample.get("data_type") in ("video", "image") for _, sample, _ in todo):
-            logger.warning(
-                "`%s` is a text-only tokenizer: the videos and images of %r are ignored and only the question is "
-                "asked (useful for smoke tests, not for benchmark numbers).",
-                type(processor).__name__,
-                dataset_name,
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _check_settings(existing: list[dict], job: _Job, output_path: Path) -> None:
+    """Refuse to resume into a file whose records for the same dataset and mode were made differently."""
+    for record in existing:
+        if record.get("dataset") != job.dataset or record.get("mode") not in job.expected:
+            continue
+        for key, value in job.expected[record["mode"]].items():
+            if record.get(key) == value:
+                continue
+            if isinstance(value, dict) and isinstance(record.get(key), dict):
+                old = record[key]
+                diffs = [
+                    f"{k}: {old.get(k)!r} -> {value.get(k)!r}" for k in value if old.get(k) != value.get(k)
+                ]
+                what = f"{key} ({'; '.join(diffs[:3])})"
+            else:
+                what = f"{key} ({record.get(key)!r} -> {value!r})"
+            raise ValueError(
+                f"'{output_path}' already holds {job.dataset!r} results in mode {record['mode']!r} made with a "
+                f"different {what}. Use another output file, or delete it to start over."
             )
-        for mode, cfg in mode_configs.items():
-            if mode != "base" and cfg.controller_scope != "prompt":
-                raise ValueError(
-                    f"A text-only model has no video tokens for `controller_scope={cfg.controller_scope!r}`: "
-                    'use `controller_scope="prompt"` (CLI: `--controller-scope prompt`).'
+
+
+class _Writer(ResultsWriter):
+    """Writes a job's records: a results writer that also builds each record's identifying fields and failures."""
+
+    def __init__(self, job: _Job, path: Path, description: str, progress: bool) -> None:
+        total = sum(len(missing) for _, _, missing in job.todo)
+        super().__init__(path, modes=job.modes, total=total, description=description, progress=progress)
+        self.job = job
+        self.warned: set[str] = set()
+
+    def base_fields(self, index: int, sample: Mapping, mode: str) -> dict[str, Any]:
+        """The identifying fields a record starts with."""
+        return {
+            "id": self.job.ids[index],
+            "index": index,
+            "dataset": self.job.dataset,
+            "mode": mode,
+            "model": self.job.model_name,
+            **sample_fields(sample, self.job.dataset, self.warned),
+            "problem_type": sample["problem_type"],
+        }
+
+    def fail(self, index: int, sample: Mapping, missing: Sequence[str], error: BaseException) -> None:
+        """Record the sample as failed in every mode it lacks, and say so."""
+        logger.warning(
+            "%s: sample %d (%s) failed and is recorded as failed: %s: %s",
+            self.job.dataset,
+            index,
+            sample.get("path"),
+            type(error).__name__,
+            (str(error).strip().splitlines() or [""])[0],
+        )
+        records = []
+        for mode in missing:
+            expected = self.job.expected[mode]
+            record = failed_record(self.base_fields(index, sample, mode), sample, error)
+            records.append({**record, "knobs": expected["knobs"], "generation": expected["generation"]})
+        self.write(records)
+
+
+def _run_batches(
+    model: Any,
+    processor: Any,
+    job: _Job,
+    writer: _Writer,
+    *,
+    batch_size: int,
+    save_traces: bool,
+    warmup: bool,
+) -> None:
+    """Prepare, decode and record the job's samples, `batch_size` at a time, one `generate` call per mode."""
+    sampling = {"video_root": job.root, **job.frames}
+    for start in range(0, len(job.todo), batch_size):
+        chunk = []
+        for index, sample, missing in job.todo[start : start + batch_size]:
+            try:
+                prompt = sample_prompt(sample, processor, **sampling)
+            except SAMPLE_ERRORS as error:
+                writer.fail(index, sample, missing, error)
+                continue
+            chunk.append(_Item(index, sample, missing, prompt))
+        chunk_inputs, kept, errors = batch_inputs(processor, [item.prompt for item in chunk])
+        for position, error in errors.items():
+            writer.fail(chunk[position].index, chunk[position].sample, chunk[position].missing, error)
+        chunk = [chunk[position] for position in kept]
+        if not chunk:
+            continue
+        if warmup:
+            for mode in job.modes:
+                warm_up(
+                    model,
+                    processor,
+                    chunk_inputs,
+                    modes=(mode,),
+                    vreason_config=job.configs[mode],
+                    generate_kwargs=job.generate_kwargs,
                 )
-    else:
-        n_images = sum(sample.get("data_type") == "image" for _, sample, _ in todo)
-        if n_images:
-            for mode, cfg in mode_configs.items():
-                if mode != "base" and cfg.controller_scope == "video":
-                    raise ValueError(
-                        f"{dataset_name!r} has {n_images} image sample(s), which have no video tokens for "
-                        '`controller_scope="video"`: use `controller_scope="visual"` (CLI: '
-                        "`--controller-scope visual`), which covers video and image tokens."
-                    )
-        absent = [str(_resolve_media(s, root)) for _, s, _ in todo if not _resolve_media(s, root).is_file()]
-        if absent:
-            where = f"under '{root}'" if root is not None else "relative to the current directory"
-            raise FileNotFoundError(
-                f"{len(absent)} of the {len(todo)} samples to run have no media file ({where}); first: '{absent[0]}'. "
-                "Pass the folder the `path` fields are relative to as `video_root` (CLI: `--video-root`)."
+            warmup = False
+        for mode in job.modes:
+            rows = [item for item in chunk if mode in item.missing]
+            if not rows:
+                continue
+            inputs = (
+                chunk_inputs
+                if len(rows) == len(chunk)
+                else build_batch_inputs(processor, [i.prompt for i in rows])
             )
-
-    skipped = sum(len(modes) for _ in mine) - sum(len(m) for _, _, m in todo)
-    if skipped:
-        logger.info("%s: %d record(s) already in the results, skipped.", dataset_name, skipped)
-    shard_note = f" [rank {rank}/{world}]" if world > 1 else ""
-    frames = {"num_frames": num_frames, "fps": fps, "max_frames": max_frames, "video_backend": video_backend}
-    warned: set[str] = set()
-    _cut_partial_tail(write_path)
-    with (
-        open(write_path, "a", encoding="utf-8") as handle,
-        tqdm(
-            total=sum(len(m) for _, _, m in todo),
-            desc=f"{dataset_name}{shard_note}",
-            unit="answer",
-            disable=not progress,
-            dynamic_ncols=True,
-        ) as bar,
-    ):
-        scores: dict[str, list[float]] = {mode: [] for mode in modes}
-
-        def write(records: list[dict]) -> None:
-            handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-            handle.flush()
-            os.fsync(handle.fileno())
-            for record in records:
-                scores[record["mode"]].append(record["score"])
-            bar.update(len(records))
-            bar.set_postfix({m: f"{sum(s) / len(s):.2f}" for m, s in scores.items() if s}, refresh=False)
-
-        def base_fields(index: int, sample: Mapping, mode: str) -> dict[str, Any]:
-            return {
-                "id": ids[index],
-                "index": index,
-                "dataset": dataset_name,
-                "mode": mode,
-                "model": model_name,
-                **sample_fields(sample, dataset_name, warned),
-                "problem_type": sample["problem_type"],
-            }
-
-        def fail(index: int, sample: Mapping, missing: Sequence[str], error: BaseException) -> None:
-            logger.warning(
-                "%s: sample %d (%s) failed and is recorded as failed: %s: %s",
-                dataset_name,
-                index,
-                sample.get("path"),
-                type(error).__name__,
-                (str(error).strip().splitlines() or [""])[0],
+            results = generate_batch(
+                model,
+                processor,
+                inputs,
+                mode=mode,
+                vreason_config=job.configs[mode],
+                generate_kwargs=job.generate_kwargs,
             )
-            write(
+            expected = job.expected[mode]
+            writer.write(
                 [
-                    {
-                        **failed_record(base_fields(index, sample, mode), sample, error),
-                        "knobs": expected[mode]["knobs"],
-                        "generation": generation,
-                    }
-                    for mode in missing
+                    answer_record(
+                        writer.base_fields(item.index, item.sample, mode),
+                        item.sample,
+                        result,
+                        expected,
+                        save_traces,
+                    )
+                    for item, result in zip(rows, results, strict=True)
                 ]
             )
 
-        for start in range(0, len(todo), batch_size):
-            chunk = []
-            for index, sample, missing in todo[start : start + batch_size]:
-                try:
-                    prompt = _sample_prompt(processor, sample, multimodal, root, **frames)
-                except SAMPLE_ERRORS as error:
-                    fail(index, sample, missing, error)
-                    continue
-                chunk.append(_Item(index, sample, missing, prompt))
-            chunk_inputs, chunk = _collate(processor, chunk, fail)
-            if not chunk:
-                continue
-            if warmup:
-                for mode in modes:
-                    warm_up(
-                        model,
-                        processor,
-                        chunk_inputs,
-                        modes=(mode,),
-                        vreason_config=mode_configs[mode],
-                        generate_kwargs=generate_kwargs,
-                    )
-                warmup = False
-            for mode in modes:
-                rows = [item for item in chunk if mode in item.missing]
-                if not rows:
-                    continue
-                inputs = (
-                    chunk_inputs
-                    if len(rows) == len(chunk)
-                    else build_batch_inputs(processor, [item.prompt for item in rows])
-                )
-                results = generate_batch(
-                    model,
-                    processor,
-                    inputs,
-                    mode=mode,
-                    vreason_config=mode_configs[mode],
-                    generate_kwargs=generate_kwargs,
-                )
-                write(
-                    [
-                        _record(
-                            base_fields(item.index, item.sample, mode),
-                            item.sample,
-                            result,
-                            expected[mode],
-                            save_traces,
-                        )
-                        for item, result in zip(rows, results, strict=True)
-                    ]
-                )
 
-    if world == 1:
-        return merge_results(output_path, video_r1_json=video_r1_json)
-    have = {_record_key(r) for r in _all_records(output_path)}
-    wanted = {(dataset_name, ids[index], mode) for index, _ in selected for mode in modes}
+def _merge_if_last(
+    output_path: Path, job: _Job, selected: list[tuple[int, Mapping]], rank: int, video_r1_json: bool
+) -> dict | None:
+    """On a rank of a sharded run: merge and summarise if every rank's records are in, else say what is missing."""
+    have = {record_key(r) for r in all_records(output_path)}
+    wanted = {(job.dataset, job.ids[index], mode) for index, _ in selected for mode in job.modes}
     if wanted <= have:
         logger.info("Rank %d finished last: merging the rank files into %s.", rank, output_path)
         return merge_results(output_path, video_r1_json=video_r1_json)
@@ -512,101 +408,3 @@ def evaluate(
         output_path,
     )
     return None
-
-
-@dataclass
-class _Item:
-    """A sample of the batch being run: its index, record, the modes it still lacks and its prepared prompt."""
-
-    index: int
-    sample: Mapping
-    missing: list[str]
-    prompt: Prompt
-
-
-def _collate(
-    processor: Any, items: list[_Item], fail: Callable[[int, Mapping, Sequence[str], BaseException], None]
-) -> tuple[Any, list[_Item]]:
-    """Batch the items' prompts; a sample the processor rejects is recorded as failed and left out."""
-    if not items:
-        return None, []
-    try:
-        return build_batch_inputs(processor, [item.prompt for item in items]), items
-    except SAMPLE_ERRORS as error:
-        if len(items) == 1:
-            fail(items[0].index, items[0].sample, items[0].missing, error)
-            return None, []
-    good = []
-    for item in items:  # find the culprit(s): only paid when a batch fails
-        try:
-            build_batch_inputs(processor, [item.prompt])
-        except SAMPLE_ERRORS as error:
-            fail(item.index, item.sample, item.missing, error)
-            continue
-        good.append(item)
-    if not good:
-        return None, []
-    return build_batch_inputs(processor, [item.prompt for item in good]), good
-
-
-def _record(
-    base: Mapping[str, Any],
-    sample: Mapping,
-    result: GenerationResult,
-    expected: Mapping[str, Any],
-    save_traces: bool,
-) -> dict[str, Any]:
-    """The results record of one answer (see :func:`evaluate` for the fields)."""
-    detail = score_sample_detailed(sample, result.text)
-    record = {
-        **base,
-        **video_r1_fields(sample, result.text, detail.extracted, detail.score),
-        "score": detail.score,
-        "target": detail.target,
-        "parsable": detail.parsable,
-        "secondary": detail.secondary,
-        "error": None,
-        "output_tokens": result.output_tokens,
-        "seconds": round(result.seconds, 4),
-        "batch_size": result.batch_size,
-        "peak_memory_mb": None if result.peak_memory_mb is None else round(result.peak_memory_mb, 1),
-        "memory_source": result.memory_source,
-        "optimizer_steps": result.optimizer_steps,
-        "knobs": expected["knobs"],
-        "generation": expected["generation"],
-    }
-    if save_traces:
-        record.update(
-            output_ids=result.token_ids,
-            entropies=result.entropies,
-            ema_entropies=result.ema_entropies,
-            alphas=result.alphas,
-        )
-    return record
-
-
-def _sample_prompt(
-    processor: Any,
-    sample: Mapping,
-    multimodal: bool,
-    root: Path | None,
-    *,
-    num_frames: int | None,
-    fps: float | None,
-    max_frames: int | None,
-    video_backend: str,
-) -> Prompt:
-    """The sample's prompt: Video-R1's question text and its decoded video (or image)."""
-    text = build_prompt(sample)
-    if not multimodal:
-        return Prompt(text)
-    path = _resolve_media(sample, root)
-    if sample["data_type"] == "image":
-        from PIL import Image
-
-        with Image.open(path) as image:
-            return Prompt(text, image=image.convert("RGB"))
-    from ..video import load_video
-
-    frames, metadata = load_video(path, backend=video_backend, **frame_request(num_frames, fps, max_frames))
-    return Prompt(text, video=frames, video_metadata=metadata)

@@ -4,7 +4,7 @@
 from .controller import ValueController, norm_preserving_update
 from .engine import VReasonEngine, as_vreason_config, controlled_rows
 from .logits_process import VReasonLogitsProcessor
-from .loop import VReasonGenerateOutput, vreason_generate
+from .loop import VReasonGenerateOutput, vreason_generate, vreason_generate_kwargs
 from .objective import entropy, kl_to_uniform, next_alpha, next_ema, switch_loss
 from .replay import ControlledDynamicLayer, LastLayerReplay
 
@@ -24,4 +24,5 @@ __all__ = [
     "norm_preserving_update",
     "switch_loss",
     "vreason_generate",
+    "vreason_generate_kwargs",
 ]

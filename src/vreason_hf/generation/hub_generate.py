@@ -20,7 +20,7 @@ from transformers import GenerationMixin
 
 from ..configuration_vreason import VReasonConfig
 from .engine import as_vreason_config
-from .loop import vreason_generate
+from .loop import vreason_generate_kwargs
 
 __all__ = ["GENERATION_CONFIG_KEY", "generate", "resolve_vreason_config", "stored_knobs"]
 
@@ -110,21 +110,15 @@ def generate(
     config = resolve_vreason_config(
         {} if vreason_config is _OMITTED else vreason_config, model, kwargs.get("generation_config")
     )
-    if config is None:
-        return GenerationMixin.generate(model, *args, streamer=streamer, **kwargs)
-    if kwargs.get("assistant_model") is not None:
-        raise ValueError("V-Reason does not support assisted decoding (`assistant_model`).")
-    if "custom_generate" in kwargs:
-        raise ValueError(
-            "`custom_generate` replaces the decoding loop, and this `generate` already runs V-Reason's: pass "
-            "`vreason_config=None` to decode with another loop."
-        )
-    kwargs.pop("assistant_model", None)
+    if config is not None:
+        if kwargs.get("assistant_model") is not None:
+            raise ValueError("V-Reason does not support assisted decoding (`assistant_model`).")
+        if "custom_generate" in kwargs:
+            raise ValueError(
+                "`custom_generate` replaces the decoding loop, and this `generate` already runs V-Reason's: pass "
+                "`vreason_config=None` to decode with another loop."
+            )
+        kwargs.pop("assistant_model", None)
     return GenerationMixin.generate(
-        model,
-        *args,
-        custom_generate=vreason_generate,
-        vreason_config=config,
-        vreason_streamer=streamer,
-        **kwargs,
+        model, *args, **vreason_generate_kwargs(config, streamer=streamer), **kwargs
     )

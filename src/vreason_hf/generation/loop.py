@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ from transformers.generation.utils import GenerateDecoderOnlyOutput
 from ..configuration_vreason import VReasonConfig
 from .engine import VReasonEngine, as_vreason_config, outside_inference_mode
 
-__all__ = ["VReasonGenerateOutput", "check_generation_config", "vreason_generate"]
+__all__ = ["VReasonGenerateOutput", "check_generation_config", "vreason_generate", "vreason_generate_kwargs"]
 
 
 @dataclass
@@ -204,3 +205,57 @@ def vreason_generate(
         optimizer_steps=engine.optimizer_steps,
         controller_state=engine.controller_state(),
     )
+
+
+def _generate_runs_vreason(model: Any) -> bool:
+    """Whether `model.generate` takes `vreason_config`: a V-Reason model repo's `custom_generate/generate.py`, which
+    `from_pretrained(..., trust_remote_code=True)` made the model's `generate`."""
+    try:
+        return "vreason_config" in inspect.signature(model.generate).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def vreason_generate_kwargs(
+    vreason_config: VReasonConfig | dict[str, Any] | None, *, model: Any = None, streamer: Any = None
+) -> dict[str, Any]:
+    r"""
+    The `generate` keyword arguments that decode with `vreason_config` (`None`: plain decoding), on every route.
+
+    ```python
+    out = model.generate(**inputs, **vreason_generate_kwargs({"lr": 0.1}, model=model), max_new_tokens=64)
+    ```
+
+    - The callable route: `custom_generate=vreason_generate` and `vreason_config`, with `streamer` passed as
+      `vreason_streamer` (`generate` does not hand `streamer=` to a callable `custom_generate`).
+    - A V-Reason model repo (`model.generate` is the repo's `custom_generate/generate.py`, which runs V-Reason with
+      the repo's knobs unless told otherwise): `vreason_config` as a dict of every knob (the repo's code checks
+      them against its own config class), or `None` for plain decoding; `streamer` as is.
+    - Plain decoding otherwise: only `streamer`.
+
+    Args:
+        vreason_config (`VReasonConfig` or `dict`, *optional*):
+            The knobs of this call (a dict is `VReasonConfig(**dict)`, on every route), or `None` for plain decoding.
+        model (`PreTrainedModel`, *optional*):
+            The model whose `generate` is called, to recognise a V-Reason model repo. Leave it out where
+            `GenerationMixin.generate` is called directly (the callable route).
+        streamer (`BaseStreamer`, *optional*):
+            Receives the prompt, every token and `end()`; one with `put_traces` also gets V-Reason's live traces
+            (see [`vreason_generate`]).
+
+    Returns:
+        `dict[str, Any]`: keyword arguments for `generate`, to combine with the others.
+    """
+    config = None if vreason_config is None else as_vreason_config(vreason_config)
+    if model is not None and _generate_runs_vreason(model):
+        kwargs = {"vreason_config": None if config is None else config.knobs()}
+    elif config is not None:
+        kwargs = {"custom_generate": vreason_generate, "vreason_config": config}
+        if streamer is not None:
+            kwargs["vreason_streamer"] = streamer
+        return kwargs
+    else:
+        kwargs = {}
+    if streamer is not None:
+        kwargs["streamer"] = streamer
+    return kwargs

@@ -46,14 +46,9 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     ) from error
 
 from ..configuration_vreason import VReasonConfig
-from ..eval.generation import (
-    Prompt,
-    build_batch_inputs,
-    frame_request,
-    frame_sampling,
-    generate_batch,
-    is_multimodal,
-)
+from ..eval.generation import generate_batch
+from ..eval.samples import frame_request
+from ..inputs import Prompt, build_batch_inputs, frame_sampling, is_multimodal
 
 logger = logging.getLogger(__name__)
 
@@ -198,9 +193,9 @@ class VReasonLMM(lmms):
             self.accelerator = Accelerator()  # lmms-eval synchronises the processes through it
             self._rank, self._world_size = self.accelerator.process_index, self.accelerator.num_processes
 
-        from ..cli import _load_model
+        from ..loading import load_model
 
-        self._model, self.processor = _load_model(
+        self._model, self.processor = load_model(
             pretrained,
             device=device or "auto",
             dtype=dtype,

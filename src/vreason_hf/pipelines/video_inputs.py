@@ -1,6 +1,7 @@
 # Copyright 2026 The vreason-hf contributors. Licensed under the Apache License, Version 2.0.
-"""The inputs of the `video-text-to-text` pipeline: normalising a call's videos, questions and chats into requests,
-and fetching the videos chat items name by `url`."""
+"""The inputs of the `video-text-to-text` pipeline: normalising a call's videos, questions and chats into requests
+(and each request's full text once answered), collecting its `generate` arguments, and fetching the videos chat items
+name by `url`."""
 
 from __future__ import annotations
 
@@ -17,9 +18,33 @@ import numpy as np
 import torch
 from transformers.video_utils import VideoMetadata
 
+from ..inputs import DEFAULT_FPS, DEFAULT_MAX_FRAMES, _warn_once
 from ..video import VideoDecodeError, load_video
 
-__all__ = ["RemoteVideo", "VideoBatch", "VideoRequest", "collect_requests", "decode_video"]
+__all__ = [
+    "RENAMED_ARGUMENTS",
+    "RemoteVideo",
+    "VideoBatch",
+    "VideoRequest",
+    "collect_generate_kwargs",
+    "collect_requests",
+    "decode_requests",
+    "decode_video",
+]
+
+UNSET: Any = object()
+"""`max_frames` not passed (the default cap), which differs from `max_frames=None` (no cap)."""
+
+RENAMED_ARGUMENTS = {
+    "prompt": "The video-text-to-text pipeline takes the question as `text=` (as `image-text-to-text` does), not "
+    "`prompt=`.",
+    "vreason_config": "Pass the V-Reason knobs to the pipeline as `vreason=` (a VReasonConfig or a dict), not "
+    "`vreason_config=`.",
+    "return_tensors": "The video-text-to-text pipeline returns text; for token ids call `model.generate` on "
+    "the processor's inputs.",
+    "return_type": "Use `return_full_text=` (True: the input followed by the answer; False: the answer only).",
+}
+"""Names users reach for by analogy, and what the pipeline takes instead."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +76,32 @@ class VideoRequest:
     @property
     def is_chat(self) -> bool:
         return not isinstance(self.input_text, str)
+
+    def continues(self, continue_final_message: bool | None = None) -> bool:
+        """Whether the answer continues the last message: by default exactly when it is an assistant's (a prefill)."""
+        if continue_final_message is not None:
+            return continue_final_message
+        return self.messages[-1]["role"] == "assistant"
+
+    def full_text(
+        self, answer: str, continue_final_message: bool | None = None
+    ) -> str | list[dict[str, Any]]:
+        """The input followed by the answer, as `image-text-to-text` writes it: string in, string out; chat in, chat
+        out (the answer as a new assistant message, or appended to the last message it continues)."""
+        if not self.is_chat:
+            return self.input_text + answer
+        messages = list(self.input_text)
+        if not self.continues(continue_final_message):
+            return [*messages, {"role": "assistant", "content": answer}]
+        last = messages[-1]
+        content = last["content"]
+        if isinstance(content, str):
+            content = content + answer
+        elif content and isinstance(content[-1], dict) and content[-1].get("type") == "text":
+            content = [*content[:-1], {**content[-1], "text": content[-1]["text"] + answer}]
+        else:
+            content = [*content, {"type": "text", "text": answer}]
+        return [*messages[:-1], {"role": last["role"], "content": content}]
 
 
 @dataclass
@@ -253,6 +304,31 @@ def collect_requests(videos: Any, text: Any, video_metadata: Any) -> tuple[list[
     return [_plain_request(videos, text, video_metadata, "The input")], True
 
 
+def collect_generate_kwargs(
+    max_new_tokens: int | None, generate_kwargs: dict[str, Any] | None, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """A call's `generate` arguments: `generate_kwargs`, `max_new_tokens` and the call's other keyword arguments."""
+    for name, message in RENAMED_ARGUMENTS.items():
+        if name in kwargs or (generate_kwargs and name in generate_kwargs):
+            raise ValueError(message)
+    collected = {**(generate_kwargs or {})}
+    for name, value in {"max_new_tokens": max_new_tokens, **kwargs}.items():
+        if value is None and name == "max_new_tokens":
+            continue
+        if name in collected:
+            raise ValueError(
+                f"`{name}` is defined twice, once in `generate_kwargs` and once as a direct parameter; use only one."
+            )
+        collected[name] = value
+    if (collected.get("num_return_sequences") or 1) > 1:
+        raise ValueError(
+            f"The video-text-to-text pipeline returns one answer per input, got `num_return_sequences="
+            f"{collected['num_return_sequences']}`. To sample several answers, repeat the input in a list and pass "
+            f"`do_sample=True`."
+        )
+    return collected
+
+
 def decode_video(
     source: str | os.PathLike | RemoteVideo, **sampling: Any
 ) -> tuple[np.ndarray, VideoMetadata]:
@@ -279,3 +355,37 @@ def decode_video(
             raise VideoDecodeError(
                 f"The video fetched from {source.url!r} could not be decoded: {error}"
             ) from error
+
+
+def decode_requests(
+    requests: Sequence[VideoRequest],
+    *,
+    num_frames: int | None = None,
+    fps: float | None = None,
+    max_frames: int | None = UNSET,
+    video_backend: str = "auto",
+) -> tuple[list[Any], list[VideoMetadata | None]]:
+    r"""
+    The videos of the requests in order, as frames and metadata: video files and URLs decoded (by default at 2 fps;
+    `max_frames` defaults to 16 when sampling by `fps`, to no cap with `num_frames`, and `None` removes the cap),
+    frame arrays as given.
+    """
+    sampling_given = num_frames is not None or fps is not None or max_frames is not UNSET
+    if num_frames is None and fps is None:
+        fps = DEFAULT_FPS
+    if max_frames is UNSET:
+        max_frames = DEFAULT_MAX_FRAMES if num_frames is None else None
+    videos, metadata = [], []
+    for request in requests:
+        for source, meta in zip(request.videos, request.metadata, strict=True):
+            if isinstance(source, str | os.PathLike | RemoteVideo):
+                source, meta = decode_video(
+                    source, num_frames=num_frames, fps=fps, max_frames=max_frames, backend=video_backend
+                )
+            elif sampling_given:
+                _warn_once(
+                    "`num_frames`, `fps` and `max_frames` apply to video files only: frame arrays are used as given."
+                )
+            videos.append(source)
+            metadata.append(meta)
+    return videos, metadata

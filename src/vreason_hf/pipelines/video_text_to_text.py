@@ -8,83 +8,37 @@ out, `return_full_text`, `max_new_tokens` and `generate_kwargs`; V-Reason's opti
 
 from __future__ import annotations
 
-import copy
-import functools
-import inspect
 import logging
 import os
 from typing import Any, overload
 
 import numpy as np
 import torch
-from transformers import AutoModelForImageTextToText, GenerationConfig, Pipeline
-from transformers.pipelines import PIPELINE_REGISTRY
+from transformers import GenerationConfig, Pipeline
 from transformers.video_utils import VideoMetadata
 
 from ..configuration_vreason import VReasonConfig
-from ..generation import vreason_generate
+from ..generation import vreason_generate_kwargs
 from ..generation.hub_generate import resolve_vreason_config
-from .video_inputs import RemoteVideo, VideoBatch, VideoRequest, collect_requests, decode_video
+from ..inputs import chat_inputs
+from .video_inputs import (
+    RENAMED_ARGUMENTS,
+    UNSET,
+    VideoBatch,
+    collect_generate_kwargs,
+    collect_requests,
+    decode_requests,
+)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TASK", "VideoTextToTextPipeline", "register_video_text_to_text_pipeline"]
+__all__ = ["TASK", "VideoTextToTextPipeline"]
 
 TASK = "video-text-to-text"
 """The task name under which [`VideoTextToTextPipeline`] is registered."""
 
-# Video-R1's evaluation protocol (the paper's tables): 2 frames per second, at most 16 frames.
-DEFAULT_FPS = 2.0
-DEFAULT_MAX_FRAMES = 16
-
-_UNSET: Any = object()  # `max_frames=None` (no cap) differs from not passing `max_frames`
 _TRACE_NAMES = ("entropies", "ema_entropies", "alphas")
 _VideoInput = str | os.PathLike | np.ndarray | torch.Tensor
-# Names users reach for by analogy, and where the pipeline takes them instead.
-_RENAMED = {
-    "prompt": "The video-text-to-text pipeline takes the question as `text=` (as `image-text-to-text` does), not "
-    "`prompt=`.",
-    "vreason_config": "Pass the V-Reason knobs to the pipeline as `vreason=` (a VReasonConfig or a dict), not "
-    "`vreason_config=`.",
-    "return_tensors": "The video-text-to-text pipeline returns text; for token ids call `model.generate` on "
-    "the processor's inputs.",
-    "return_type": "Use `return_full_text=` (True: the input followed by the answer; False: the answer only).",
-}
-
-
-@functools.cache
-def _warn_once(message: str) -> None:
-    logger.warning(message)
-
-
-def _generate_runs_vreason(model: Any) -> bool:
-    """
-    Whether the model's own `generate` takes `vreason_config`: the `custom_generate/generate.py` of a V-Reason model
-    repo loaded with `trust_remote_code=True`, which decodes with the repo's knobs unless told otherwise.
-    """
-    try:
-        return "vreason_config" in inspect.signature(model.generate).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _full_text(request: VideoRequest, answer: str, continue_final: bool) -> str | list[dict[str, Any]]:
-    """The input followed by the answer, as `image-text-to-text` writes it: string in, string out; chat in, chat out."""
-    if not request.is_chat:
-        return request.input_text + answer
-    messages = list(request.input_text)
-    if not continue_final:
-        return [*messages, {"role": "assistant", "content": answer}]
-    # A prefill: the answer continues the last message.
-    last = messages[-1]
-    content = last["content"]
-    if isinstance(content, str):
-        content = content + answer
-    elif content and isinstance(content[-1], dict) and content[-1].get("type") == "text":
-        content = [*content[:-1], {**content[-1], "text": content[-1]["text"] + answer}]
-    else:
-        content = [*content, {"type": "text", "text": answer}]
-    return [*messages[:-1], {"role": last["role"], "content": content}]
 
 
 class VideoTextToTextPipeline(Pipeline):
@@ -150,7 +104,7 @@ class VideoTextToTextPipeline(Pipeline):
         generate_kwargs: dict[str, Any] | None = None,
         num_frames: int | None = None,
         fps: float | None = None,
-        max_frames: int | None = _UNSET,
+        max_frames: int | None = UNSET,
         video_backend: str | None = None,
         processor_kwargs: dict[str, Any] | None = None,
         continue_final_message: bool | None = None,
@@ -178,29 +132,12 @@ class VideoTextToTextPipeline(Pipeline):
             ("processor_kwargs", processor_kwargs),
             ("continue_final_message", continue_final_message),
         ):
-            if value is not None and value is not _UNSET:
+            if value is not None and value is not UNSET:
                 preprocess_params[name] = value
         if max_frames is None:
             preprocess_params["max_frames"] = None
 
-        for name in _RENAMED:
-            if name in kwargs or (generate_kwargs and name in generate_kwargs):
-                raise ValueError(_RENAMED[name])
-        generate_kwargs = {**(generate_kwargs or {})}
-        for name, value in {"max_new_tokens": max_new_tokens, **kwargs}.items():
-            if value is None and name == "max_new_tokens":
-                continue
-            if name in generate_kwargs:
-                raise ValueError(
-                    f"`{name}` is defined twice, once in `generate_kwargs` and once as a direct parameter; use only one."
-                )
-            generate_kwargs[name] = value
-        if (generate_kwargs.get("num_return_sequences") or 1) > 1:
-            raise ValueError(
-                f"The video-text-to-text pipeline returns one answer per input, got `num_return_sequences="
-                f"{generate_kwargs['num_return_sequences']}`. To sample several answers, repeat the input in a list "
-                f"and pass `do_sample=True`."
-            )
+        generate_kwargs = collect_generate_kwargs(max_new_tokens, generate_kwargs, kwargs)
         if generate_kwargs:
             forward_params["generate_kwargs"] = generate_kwargs
         if vreason is not None:
@@ -325,7 +262,7 @@ class VideoTextToTextPipeline(Pipeline):
                 "The video-text-to-text pipeline takes `videos`, not `images`; for images use `image-text-to-text`."
             )
         if "prompt" in kwargs:
-            raise ValueError(_RENAMED["prompt"])
+            raise ValueError(RENAMED_ARGUMENTS["prompt"])
         requests, single = collect_requests(videos, text, video_metadata)
         if batch_size is None:
             batch_size = self._batch_size or 1
@@ -361,7 +298,7 @@ class VideoTextToTextPipeline(Pipeline):
         inputs: VideoBatch,
         num_frames: int | None = None,
         fps: float | None = None,
-        max_frames: int | None = _UNSET,
+        max_frames: int | None = UNSET,
         video_backend: str = "auto",
         processor_kwargs: dict[str, Any] | None = None,
         continue_final_message: bool | None = None,
@@ -370,75 +307,22 @@ class VideoTextToTextPipeline(Pipeline):
             raise TypeError(
                 f"Call the pipeline (`pipe(videos, text=...)`) rather than `preprocess`; got {type(inputs).__name__}."
             )
-        sampling_given = num_frames is not None or fps is not None or max_frames is not _UNSET
-        if num_frames is None and fps is None:
-            fps = DEFAULT_FPS
-        if max_frames is _UNSET:
-            max_frames = DEFAULT_MAX_FRAMES if num_frames is None else None
-
-        texts, videos, metadata = [], [], []
-        for request in inputs.requests:
-            for source, meta in zip(request.videos, request.metadata, strict=True):
-                if isinstance(source, str | os.PathLike | RemoteVideo):
-                    frames, meta = decode_video(
-                        source, num_frames=num_frames, fps=fps, max_frames=max_frames, backend=video_backend
-                    )
-                else:
-                    frames = source
-                    if sampling_given:
-                        _warn_once(
-                            "`num_frames`, `fps` and `max_frames` apply to video files only: frame arrays are used as "
-                            "given."
-                        )
-                    if meta is None:
-                        _warn_once(
-                            "A frame array came without `video_metadata`: the processor assumes a default frame rate "
-                            "(24 fps for the Qwen-VL family), which sets wrong temporal positions. Pass the "
-                            "`VideoMetadata` returned by `vreason_hf.video.load_video`."
-                        )
-                        meta = self._default_metadata(frames)
-                videos.append(frames)
-                # Processors may write into the metadata (e.g. a default fps): give them a copy.
-                metadata.append(copy.deepcopy(meta))
-            # An assistant message at the end is a prefill to continue rather than a finished turn.
-            continue_final = continue_final_message
-            if continue_final is None:
-                continue_final = request.messages[-1]["role"] == "assistant"
-            texts.append(
-                self.processor.apply_chat_template(
-                    request.messages,
-                    add_generation_prompt=not continue_final,
-                    continue_final_message=continue_final,
-                    tokenize=False,
-                )
-            )
-
-        kwargs = {
-            "padding": True,
-            "padding_side": "left",  # generation appends on the right: keep every prompt's end aligned
-            "do_sample_frames": False,  # the frames are already sampled (Qwen3-VL re-samples otherwise)
-            **(processor_kwargs or {}),
-        }
-        try:
-            model_inputs = self.processor(
-                text=texts, videos=videos, video_metadata=metadata, return_tensors="pt", **kwargs
-            )
-        except ValueError as err:
-            lengths = [len(frames) for frames in videos]
-            if len(set(lengths)) > 1:
-                raise ValueError(
-                    f"{type(self.processor).__name__} could not batch videos of {lengths} frames ({err}). Some "
-                    f"processors (e.g. LLaVA-OneVision's) stack the videos of a batch: sample the same number of "
-                    f"frames for each (`num_frames=`) or use `batch_size=1`."
-                ) from err
-            raise
+        videos, metadata = decode_requests(
+            inputs.requests,
+            num_frames=num_frames,
+            fps=fps,
+            max_frames=max_frames,
+            video_backend=video_backend,
+        )
+        model_inputs = chat_inputs(
+            self.processor,
+            [request.messages for request in inputs.requests],
+            videos=videos,
+            video_metadata=metadata,
+            continue_final_message=continue_final_message,
+            processor_kwargs=processor_kwargs,
+        )
         return {**model_inputs.to(dtype=self.dtype), "requests": inputs.requests}
-
-    @staticmethod
-    def _default_metadata(frames: np.ndarray | torch.Tensor) -> VideoMetadata:
-        """What processors assume for frames without metadata (no frame rate), so a batch can mix both kinds."""
-        count = int(frames.shape[0])
-        return VideoMetadata(total_num_frames=count, fps=None, frames_indices=list(range(count)))
 
     def _forward(
         self,
@@ -460,16 +344,8 @@ class VideoTextToTextPipeline(Pipeline):
                 "`custom_generate` replaces the decoding loop, and V-Reason is one: pass `vreason=False` to decode "
                 "with another loop."
             )
-        if _generate_runs_vreason(self.model):
-            # The model's own `generate` is a V-Reason repo's: hand it this call's knobs, in full (a dict, since a
-            # remote-code recipe checks them against its own config class), or `None` for plain decoding.
-            generate_kwargs["vreason_config"] = None if config is None else config.knobs()
-        elif config is not None:
-            # `generate` does not hand `streamer` to a callable `custom_generate`; the loop takes it under this name.
-            if "streamer" in generate_kwargs:
-                generate_kwargs["vreason_streamer"] = generate_kwargs.pop("streamer")
-            generate_kwargs.update(custom_generate=vreason_generate, vreason_config=config)
-
+        streamer = generate_kwargs.pop("streamer", None)
+        generate_kwargs.update(vreason_generate_kwargs(config, model=self.model, streamer=streamer))
         output = self.model.generate(**model_inputs, **generate_kwargs)
         eos = generate_kwargs.get("eos_token_id")
         if eos is None and generate_kwargs.get("generation_config") is not None:
@@ -513,12 +389,11 @@ class VideoTextToTextPipeline(Pipeline):
                 skip_special_tokens=skip_special_tokens,
                 clean_up_tokenization_spaces=clean_up_tokenization_spaces,
             )
-            continue_final = continue_final_message
-            if continue_final is None:
-                continue_final = request.messages[-1]["role"] == "assistant"
             record = {
                 "input_text": request.input_text,
-                "generated_text": _full_text(request, answer, continue_final) if return_full_text else answer,
+                "generated_text": request.full_text(answer, continue_final_message)
+                if return_full_text
+                else answer,
                 "num_generated_tokens": length,
             }
             if return_traces:
@@ -527,35 +402,3 @@ class VideoTextToTextPipeline(Pipeline):
                 record["optimizer_steps"] = int(model_outputs["optimizer_steps"][row])
             outputs.append([record])
         return outputs
-
-
-def register_video_text_to_text_pipeline() -> None:
-    """
-    Register [`VideoTextToTextPipeline`] with transformers' pipeline registry under `"video-text-to-text"`.
-
-    Idempotent: calling it again (or re-importing `vreason_hf`) neither warns nor registers twice. If another
-    implementation already owns the task (a later transformers release, or another library), it is left in place
-    and a warning says how to use this one (`pipeline(..., pipeline_class=VideoTextToTextPipeline)`).
-    """
-    registered = PIPELINE_REGISTRY.supported_tasks.get(TASK)
-    if registered is not None:
-        impl = registered.get("impl")
-        if impl is VideoTextToTextPipeline:
-            return
-        ours = getattr(impl, "__module__", None) == __name__ and getattr(impl, "__qualname__", None) == (
-            VideoTextToTextPipeline.__qualname__
-        )
-        if not ours:
-            name = f"{getattr(impl, '__module__', '?')}.{getattr(impl, '__qualname__', impl)}"
-            logger.warning(
-                "The %r task is already registered to %s; vreason_hf leaves it in place. To use V-Reason's pipeline, "
-                "pass `pipeline_class=vreason_hf.pipelines.VideoTextToTextPipeline` to `transformers.pipeline`.",
-                TASK,
-                name,
-            )
-            return
-        # This module was reloaded: replace the stale class without transformers' "overwriting" warning.
-        del PIPELINE_REGISTRY.supported_tasks[TASK]
-    PIPELINE_REGISTRY.register_pipeline(
-        TASK, pipeline_class=VideoTextToTextPipeline, pt_model=AutoModelForImageTextToText, type="multimodal"
-    )

@@ -1,4 +1,4 @@
-"""`vreason eval --preset paper`: a dry run on local files laid out like Video-R1's evaluation download."""
+"""The paper preset (`vreason_hf.eval.presets`), `vreason eval --preset paper`: a dry run on local files laid out like Video-R1's evaluation download."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Entropy-trace plots (paper Fig. 2 style): the plotted curves are the records' per-token means."""
+"""Entropy-trace plots (`vreason_hf.eval.plots`, paper Fig. 2 style): the plotted curves are the records' per-token means."""
 
 from __future__ import annotations
 

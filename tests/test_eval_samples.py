@@ -1,9 +1,10 @@
-"""The evaluation runner and bad input (issue 11, item 7): a bad sample fails alone, bad files fail first and clearly.
+"""Bad samples and bad files (`vreason_hf.eval.samples`, issue 11, item 7): a bad sample fails alone, bad files fail
+first and clearly, and `vreason eval` says so in one line.
 
 Each test here failed on the code before the fix: a corrupt video stopped every rerun at that sample; a malformed
 results line was found only after all remaining answers were generated; non-UTF-8 files, an output path that is a
-folder and wrong-field records gave a traceback or a message without the file; gold answers without `<answer>` tags
-or non-numeric numerical targets were silently scored 0.
+folder and wrong-field records gave a traceback or a message without the file. (Gold answers that cannot be scored:
+tests/test_eval_data.py.)
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from vreason_hf.cli import main
-from vreason_hf.eval import evaluate, load_samples, read_records
-from vreason_hf.testing import build_tiny_qwen2_5_vl, real_clip_path
+from vreason_hf.eval import evaluate, read_records
+from vreason_hf.eval.samples import batch_inputs
+from vreason_hf.inputs import Prompt, build_batch_inputs
+from vreason_hf.testing import build_tiny_llama, build_tiny_qwen2_5_vl, real_clip_path
 
 GENERATE = {"max_new_tokens": 3}
 
@@ -94,6 +98,16 @@ def test_a_corrupt_video_is_recorded_as_failed_and_not_retried_unless_asked(
     assert summary["per_dataset"]["dataset"]["vreason"]["n_failed"] == 0
 
 
+def test_a_prompt_the_processor_rejects_is_left_out_of_its_batch_with_its_error():
+    _, tokenizer = build_tiny_llama()
+    prompts = [Prompt("hi"), Prompt("what is this?", image=object()), Prompt("hello there")]
+    inputs, kept, errors = batch_inputs(tokenizer, prompts)
+    assert kept == [0, 2] and list(errors) == [1] and "text-only tokenizer" in str(errors[1])
+    expected = build_batch_inputs(tokenizer, [prompts[0], prompts[2]])
+    assert all(torch.equal(inputs[key], expected[key]) for key in expected)
+    assert batch_inputs(tokenizer, [prompts[1]])[:2] == (None, [])
+
+
 def test_a_malformed_results_line_stops_the_run_before_any_generation(
     tiny_qwen2_5_vl, clips, counted_generate, tmp_path
 ):
@@ -106,18 +120,6 @@ def test_a_malformed_results_line_stops_the_run_before_any_generation(
     with pytest.raises(ValueError, match=r"results\.jsonl'?: line 1: field `score` must be a finite number"):
         _run(tiny_qwen2_5_vl, samples, output, clips)
     assert len(counted_generate) == calls  # found before the second sample was generated
-
-
-def test_gold_answers_that_cannot_be_scored_are_reported_at_load(tmp_path):
-    path = tmp_path / "eval_bad.json"
-    path.write_text(json.dumps([_sample("a.mp4", 1), _sample("a.mp4", 2, solution="A")]))
-    with pytest.raises(ValueError, match=r"record 1: `solution` 'A' has no non-empty <answer>"):
-        load_samples(path)
-    numerical = _sample("a.mp4", 3, problem_type="numerical", solution="<answer>three</answer>")
-    del numerical["options"]
-    path.write_text(json.dumps([numerical]))
-    with pytest.raises(ValueError, match=r"record 0: the numerical gold answer 'three' is not a number"):
-        load_samples(path)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Video-R1 output parity: per-sample fields and the final JSON match Video-R1's `src/eval_bench.py` field by field.
+"""Results records (`vreason_hf.eval.records`) and Video-R1 output parity: per-sample fields and the final JSON match Video-R1's `src/eval_bench.py` field by field.
 
 `_video_r1_entry` restates what Video-R1's script does to each sample (from its published source): it copies the
 sample, adds `output` (the text), `prediction` (the first `<answer>` block, else the whole text), `reward` (its
@@ -18,7 +18,7 @@ import pytest
 from vreason_hf.eval import evaluate, read_records, video_r1_results
 from vreason_hf.eval import runner as runner_module
 from vreason_hf.eval.generation import GenerationResult
-from vreason_hf.eval.records import results_paths
+from vreason_hf.eval.results import results_paths
 from vreason_hf.testing import real_clip_path
 
 
