@@ -14,6 +14,7 @@ import torch
 from transformers import pipeline
 
 from vreason_hf import VReasonLogitsProcessor, vreason_generate
+from vreason_hf.generation import RawLogitsRecorder, entropy
 from vreason_hf.generation.replay import LastLayerReplay
 from vreason_hf.pipelines import TASK
 from vreason_hf.testing import build_tiny_qwen2_5_vl
@@ -173,6 +174,26 @@ def test_a_replay_records_only_its_own_threads_forwards(setup):
             assert replay.hidden is None and replay.cache is None  # nothing recorded for this thread
             _plain(model, inputs[1])
             assert replay.hidden is not None  # its own forwards are
+
+
+def test_a_raw_logits_recorder_shared_by_threads_keeps_each_threads_own_logits(setup):
+    model, _, inputs = setup
+
+    def plain(recorder: RawLogitsRecorder, x: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        out = model.generate(
+            **x, max_new_tokens=NEW_TOKENS, do_sample=False, return_dict_in_generate=True, output_logits=True
+        )
+        # What the head recorded for this thread = the raw logits generate returns (before any processor).
+        return recorder.entropies(), entropy(torch.stack(out.logits, dim=1))
+
+    recorder = RawLogitsRecorder(model.get_output_embeddings(), entropies=True)
+    try:
+        (together,) = _together([lambda x=x: plain(recorder, x) for x in inputs], rounds=1)
+    finally:
+        recorder.remove()
+    for recorded, expected in together:
+        torch.testing.assert_close(recorded, expected)
+    assert _hooks(model) == 0
 
 
 def test_overlapping_freezes_restore_each_parameters_original_flag():

@@ -8,13 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from vreason_hf import VReasonConfig
 from vreason_hf.eval import (
-    build_inputs,
     evaluate,
-    generate_answer,
     merge_results,
     read_records,
     score_sample_detailed,
@@ -109,25 +106,6 @@ def test_compare_writes_one_scored_record_per_sample_and_mode(tiny_qwen2_5_vl, s
     paths = results_paths(output)
     assert json.loads(paths["summary_json"].read_text()) == summary == summarize(records)
     assert paths["summary_md"].read_text().startswith("| dataset | mode |")
-
-
-def test_base_traces_match_the_vreason_engine_with_zero_steps(tiny_qwen2_5_vl, real_clip):
-    """Plain decoding records the same entropy / EMA / α as the engine computes when it never optimises."""
-    model, processor = tiny_qwen2_5_vl
-    frames, metadata = load_video(real_clip, num_frames=4)
-    inputs = build_inputs(processor, "What happens?", video=frames, video_metadata=metadata)
-    config = VReasonConfig(num_steps=0, ema_beta=0.5)
-    generation = {"max_new_tokens": 6}
-    base = generate_answer(
-        model, processor, inputs, mode="base", vreason_config=config, generate_kwargs=generation
-    )
-    frozen = generate_answer(model, processor, inputs, vreason_config=config, generate_kwargs=generation)
-    assert base.text == frozen.text and base.output_tokens == frozen.output_tokens
-    for name in ("entropies", "ema_entropies", "alphas"):
-        torch.testing.assert_close(
-            torch.tensor(getattr(base, name)), torch.tensor(getattr(frozen, name)), atol=1e-4, rtol=1e-4
-        )
-    assert frozen.optimizer_steps == 0
 
 
 def test_resume_after_a_crash_skips_done_records_and_rewrites_a_torn_line(

@@ -3,14 +3,23 @@
 
 from .controller import ValueController, norm_preserving_update
 from .engine import VReasonEngine, as_vreason_config, controlled_rows
-from .logits_process import VReasonLogitsProcessor
+from .logits_process import RawLogitsRecorder, VReasonLogitsProcessor
 from .loop import VReasonGenerateOutput, vreason_generate
-from .objective import entropy, kl_to_uniform, next_alpha, next_ema, switch_loss
+from .objective import (
+    entropy,
+    kl_to_uniform,
+    next_alpha,
+    next_ema,
+    schedule_step,
+    schedule_traces,
+    switch_loss,
+)
 from .replay import ControlledDynamicLayer, LastLayerReplay
 
 __all__ = [
     "ControlledDynamicLayer",
     "LastLayerReplay",
+    "RawLogitsRecorder",
     "VReasonEngine",
     "VReasonGenerateOutput",
     "VReasonLogitsProcessor",
@@ -22,6 +31,8 @@ __all__ = [
     "next_alpha",
     "next_ema",
     "norm_preserving_update",
+    "schedule_step",
+    "schedule_traces",
     "switch_loss",
     "vreason_generate",
 ]

@@ -24,7 +24,7 @@ from torch import nn
 from ..configuration_vreason import VReasonConfig
 from .controller import ValueController
 from .lite import prune_cache, prune_last_position_mask
-from .objective import entropy, next_alpha, next_ema, switch_loss
+from .objective import entropy, schedule_step, switch_loss
 from .replay import ControlledDynamicLayer, LastLayerReplay
 
 __all__ = ["VReasonEngine", "as_vreason_config", "controlled_rows", "outside_inference_mode"]
@@ -392,13 +392,16 @@ class VReasonEngine:
             self._first_nonfinite = torch.where(
                 bad & (self._first_nonfinite < 0), self.token_index, self._first_nonfinite
             )
-            if self.token_index == 0 and cfg.ema_init == "first":
-                ema = h
-            else:
-                ema = next_ema(self.ema, h, cfg.ema_beta)
-            self.ema = torch.where(unfinished, ema, self.ema)
-            self.peak = torch.where(unfinished, torch.maximum(self.peak, self.ema), self.peak)
-            alpha = next_alpha(self.ema, self.peak, cfg.alpha_schedule)
+            self.ema, self.peak, alpha = schedule_step(
+                self.ema,
+                self.peak,
+                h,
+                first=self.token_index == 0,
+                beta=cfg.ema_beta,
+                ema_init=cfg.ema_init,
+                schedule=cfg.alpha_schedule,
+                active=unfinished,
+            )
             nan = torch.full_like(h, float("nan"))
             self.traces["entropies"].append(torch.where(unfinished, h, nan))
             self.traces["ema_entropies"].append(torch.where(unfinished, self.ema, nan))
