@@ -30,10 +30,9 @@ from vreason_hf import (
 )
 from vreason_hf.controller import CONFIG_NAME, WEIGHTS_NAME
 from vreason_hf.hub import (
-    MODEL_CARDS,
     SUPPORTED_TRANSFORMERS,
-    knob_descriptions,
     render_model_card,
+    render_recipe_card,
     requirements_text,
 )
 from vreason_hf.testing import build_tiny_llama, build_tiny_qwen2_5_vl
@@ -150,7 +149,7 @@ def test_recipe_folder_layout_and_string_path_equals_callable(setup, tmp_path):
     model, _, inputs, reference = setup
     root = build_custom_generate_dir(tmp_path / "recipe")
     code = root / "custom_generate"
-    assert (root / "README.md").read_text() == (MODEL_CARDS / "custom_generate_recipe.md").read_text()
+    assert (root / "README.md").read_text() == render_recipe_card()
     assert (code / "requirements.txt").read_text().splitlines() == [*SUPPORTED_TRANSFORMERS, "torch"]
     for path in code.glob("*.py"):
         text = path.read_text()
@@ -519,10 +518,12 @@ def _check_card(text: str) -> ModelCard:
 
 
 def test_recipe_card_follows_the_convention_and_lists_exactly_the_knobs():
-    card = _check_card((MODEL_CARDS / "custom_generate_recipe.md").read_text())
+    card = _check_card(render_recipe_card())
     assert card.data.license == "apache-2.0"  # the recipe's own code
-    defaults = {name: default for name, (default, _) in knob_descriptions().items()}
-    assert {k: json.loads(v.replace("'", '"')) for k, v in defaults.items()} == VReasonConfig().knobs()
+    defaults = dict(
+        re.findall(r"^\| `(\w+)` \| `(.+?)` \|", card.text.split("## Additional Arguments")[1], re.M)
+    )
+    assert {k: json.loads(v) for k, v in defaults.items()} == VReasonConfig().knobs()
 
 
 def test_model_repo_card(repo):
