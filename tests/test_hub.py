@@ -23,12 +23,10 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageText
 import vreason_hf.hub
 from vreason_hf import (
     VReasonConfig,
-    VReasonControllerModel,
     build_custom_generate_dir,
     save_vreason_model,
     vreason_generate,
 )
-from vreason_hf.controller import CONFIG_NAME, WEIGHTS_NAME
 from vreason_hf.hub import (
     SUPPORTED_TRANSFORMERS,
     render_model_card,
@@ -434,60 +432,6 @@ def test_invalid_stored_knobs_name_the_generation_config(setup, repo, tmp_path):
     model.generation_config.vreason = KNOBS
     with pytest.raises(ValueError, match="pass `vreason_config=None` to decode with another loop"):
         model.generate(**inputs, max_new_tokens=1, vreason_config={}, custom_generate=vreason_generate)
-
-
-# --------------------------------------------------------------------------------------------- controller adapter
-def test_saved_controller_replays_the_generation_token_for_token(setup, tmp_path):
-    model, _, inputs, _ = setup
-    kwargs = {"max_new_tokens": MAX_NEW, "do_sample": False}
-    out = model.generate(
-        **inputs,
-        custom_generate=vreason_generate,
-        vreason_config=KNOBS,
-        return_dict_in_generate=True,
-        **kwargs,
-    )
-    VReasonControllerModel.from_generation(model, out, KNOBS).save_pretrained(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [CONFIG_NAME, WEIGHTS_NAME]
-    loaded = VReasonControllerModel.from_pretrained(model, tmp_path)
-    assert torch.equal(loaded.layer.state()["theta"], out.controller_state["theta"])
-    replay = loaded.generate(**inputs, mode="replay", return_dict_in_generate=True, **kwargs)
-    assert torch.equal(replay.sequences, out.sequences)
-    assert torch.allclose(replay.controller_state["theta"], out.controller_state["theta"], atol=1e-6)
-
-    plain = model.generate(**inputs, **kwargs)
-    with loaded.disable_adapter():
-        assert torch.equal(loaded.generate(**inputs, **kwargs), plain)
-    static = loaded.generate(
-        **inputs, mode="static", return_dict_in_generate=True, output_logits=True, **kwargs
-    )
-    base_logits = model.generate(**inputs, return_dict_in_generate=True, output_logits=True, **kwargs).logits[
-        0
-    ]
-    assert not torch.allclose(static.logits[0], base_logits)  # the saved ΔV acts from token 0
-    assert static.optimizer_steps.tolist() == out.optimizer_steps.tolist()  # static takes no new step
-
-
-def test_controller_errors(setup, tmp_path):
-    model, _, inputs, _ = setup
-    with pytest.raises(FileNotFoundError, match=r"controller_config\.json"):
-        VReasonControllerModel.from_pretrained(model, tmp_path)
-    out = model.generate(
-        **inputs,
-        max_new_tokens=4,
-        custom_generate=vreason_generate,
-        vreason_config=KNOBS,
-        return_dict_in_generate=True,
-    )
-    controller = VReasonControllerModel.from_generation(model, out, KNOBS)
-    with pytest.raises(ValueError, match="`mode` must be one of"):
-        controller.generate(**inputs, mode="train")
-    controller.save_pretrained(tmp_path)
-    data = json.loads((tmp_path / CONFIG_NAME).read_text())
-    data["num_rows"] += 1
-    (tmp_path / CONFIG_NAME).write_text(json.dumps(data))
-    with pytest.raises(ValueError, match="do not belong together"):
-        VReasonControllerModel.from_pretrained(model, tmp_path)
 
 
 # --------------------------------------------------------------------------------------------- model cards
