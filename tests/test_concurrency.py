@@ -197,15 +197,15 @@ def test_a_raw_logits_recorder_shared_by_threads_keeps_each_threads_own_logits(s
 
 
 def test_overlapping_freezes_restore_each_parameters_original_flag():
-    from vreason_hf.generation.engine import _FROZEN
+    from vreason_hf.generation.autograd import FROZEN_PARAMETERS as frozen
 
     params = [torch.nn.Parameter(torch.zeros(1), requires_grad=flag) for flag in (True, False, True)]
-    first = _FROZEN.freeze(params)  # A
-    second = _FROZEN.freeze(params[1:])  # B starts while A runs (it sees A's False)
+    first = frozen.freeze(params)  # A
+    second = frozen.freeze(params[1:])  # B starts while A runs (it sees A's False)
     assert not any(p.requires_grad for p in params)
-    _FROZEN.release(first)  # A ends first: B still needs its parameters frozen
+    frozen.release(first)  # A ends first: B still needs its parameters frozen
     assert params[0].requires_grad and not params[1].requires_grad and not params[2].requires_grad
-    _FROZEN.release(second)  # B ends: the original flags, not the False B saw
+    frozen.release(second)  # B ends: the original flags, not the False B saw
     assert [p.requires_grad for p in params] == [True, False, True]
 
 

@@ -1,8 +1,8 @@
 # Copyright 2026 The vreason-hf contributors. Licensed under the Apache License, Version 2.0.
 """The V-Reason generation core. Imports only torch, transformers and its own siblings (copied into Hub recipes)."""
 
-from .controller import ValueController, norm_preserving_update
-from .engine import VReasonEngine, as_vreason_config, controlled_rows
+from .controller import ValueController, controlled_rows, norm_preserving_update
+from .engine import VReasonEngine, as_vreason_config
 from .logits_process import RawLogitsRecorder, VReasonLogitsProcessor
 from .loop import VReasonGenerateOutput, vreason_generate
 from .objective import (

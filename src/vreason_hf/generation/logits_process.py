@@ -11,7 +11,8 @@ import torch
 from transformers import LogitsProcessor
 
 from ..configuration_vreason import VReasonConfig
-from .engine import VReasonEngine, as_vreason_config, outside_inference_mode
+from .autograd import outside_inference_mode
+from .engine import VReasonEngine, as_vreason_config
 from .objective import entropy
 from .replay import LastLayerReplay
 
