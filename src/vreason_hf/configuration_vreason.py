@@ -11,7 +11,7 @@ import difflib
 import functools
 import math
 import textwrap
-from dataclasses import field, fields
+from dataclasses import Field, field, fields
 from typing import Any
 
 from transformers import PreTrainedConfig
@@ -59,9 +59,8 @@ _RANGES: dict[str, tuple[Any, str]] = {
 }
 
 
-def _knob_problem(name: str, value: Any) -> str | None:
-    """Why `value` is not a valid value of the knob `name`, or `None` if it is."""
-    knob = VReasonConfig.__dataclass_fields__[name]
+def _knob_problem(knob: Field, value: Any) -> str | None:
+    """Why `value` is not a valid value of the knob field `knob`, or `None` if it is."""
     kind = getattr(knob.type, "__name__", knob.type)  # "int", "float", "bool" or "str"
     choices = knob.metadata.get("choices")
     if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
@@ -74,8 +73,8 @@ def _knob_problem(name: str, value: Any) -> str | None:
         return "must be True or False"
     if choices is not None and value not in choices:
         return f"must be one of {', '.join(repr(c) for c in choices)}"
-    if name in _RANGES and not _RANGES[name][0](value):
-        return _RANGES[name][1]
+    if knob.name in _RANGES and not _RANGES[knob.name][0](value):
+        return _RANGES[knob.name][1]
     return None
 
 
@@ -219,7 +218,7 @@ class VReasonConfig(PreTrainedConfig):
         # in the middle of a generation, and a typo must not be saved into config.json (which then cannot load).
         cls = type(self)
         if name in cls._knob_set():
-            problem = _knob_problem(name, value)
+            problem = _knob_problem(cls.__dataclass_fields__[name], value)
             if problem is not None:
                 raise ValueError(f"VReasonConfig: `{name}` {problem}, got {value!r}.")
         elif name in (getattr(cls, "sub_configs_defaults", None) or {}):
@@ -301,7 +300,7 @@ class VReasonConfig(PreTrainedConfig):
         """
         for name in self.knob_names():
             value = getattr(self, name)
-            problem = _knob_problem(name, value)
+            problem = _knob_problem(type(self).__dataclass_fields__[name], value)
             if problem is not None:
                 raise ValueError(f"VReasonConfig: `{name}` {problem}, got {value!r}.")
 
