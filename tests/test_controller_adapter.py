@@ -8,6 +8,7 @@ from pathlib import Path
 import huggingface_hub
 import pytest
 import torch
+from safetensors.torch import load
 
 from vreason_hf import VReasonControllerModel, vreason_generate
 from vreason_hf.controller import CONFIG_NAME, WEIGHTS_NAME
@@ -110,4 +111,8 @@ def test_push_to_hub_uploads_what_save_pretrained_writes(generation, tmp_path, m
     )
     assert calls["repo"] == ("me/controller", True, True)
     saved = controller.save_pretrained(tmp_path)
-    assert calls["files"] == {p.name: p.read_bytes() for p in saved.iterdir()}
+    assert sorted(calls["files"]) == sorted(p.name for p in saved.iterdir())
+    assert calls["files"][CONFIG_NAME] == (saved / CONFIG_NAME).read_bytes()
+    uploaded, written = load(calls["files"][WEIGHTS_NAME]), load((saved / WEIGHTS_NAME).read_bytes())
+    assert uploaded.keys() == written.keys()  # (the file's bytes are not: its metadata order varies)
+    assert all(torch.equal(uploaded[name], written[name]) for name in written)
