@@ -16,9 +16,10 @@ Metrics, per configuration:
 - *changed*: outputs (generated token ids, cut after the first EOS) that differ from the greedy base.
 - *tokens*: mean number of generated tokens (decode steps, the EOS included).
 - *H after peak*: per prompt, the mean entropy (nats, raw logits) of the tokens strictly after the argmax of the
-  entropy EMA (β = `--ema-beta`, started at 0), then averaged over the prompts that have such tokens. For
-  V-Reason the entropy trace is the pre-update distribution of each position (`VReasonGenerateOutput.entropies`);
-  for greedy it is computed from `output_logits` with the same EMA.
+  entropy EMA (the row's `ema_beta` / `ema_init`: `--ema-beta` / `--ema-init` for the sweep and the greedy base),
+  then averaged over the prompts that have such tokens. For V-Reason the entropy trace is the pre-update
+  distribution of each position (`VReasonGenerateOutput.entropies`); for greedy it is computed from
+  `output_logits`, with the EMA of the core's `schedule_traces` under the same knobs.
 - *mean H*: mean over prompts of the mean entropy of all generated tokens.
 - *peak at*: mean index of that argmax; *α=−1*: share of the decode steps with α = −1 (exploit).
 - *tok/s*: decode tokens per second. A streamer timestamps every generated token (prefill and the first token are
@@ -56,7 +57,7 @@ import torch
 from transformers.generation.streamers import BaseStreamer
 
 from vreason_hf import VReasonConfig, build_inputs
-from vreason_hf.generation import as_vreason_config, vreason_generate
+from vreason_hf.generation import as_vreason_config, schedule_traces, vreason_generate
 from vreason_hf.generation import entropy as entropy_of
 
 PROMPTS: list[str] = [
@@ -156,22 +157,17 @@ def _cut(generated: torch.Tensor, eos: set[int]) -> list[int]:
     return tokens
 
 
-def _ema(values: list[float], beta: float) -> list[float]:
-    out, ema = [], 0.0
-    for h in values:
-        ema = beta * ema + (1.0 - beta) * h
-        out.append(ema)
-    return out
-
-
 def generate_once(
     model: Any,
     inputs: dict[str, torch.Tensor],
     vconfig: VReasonConfig | dict[str, Any] | None,
     max_new_tokens: int,
-    ema_beta: float,
+    schedule: VReasonConfig,
 ) -> Run:
-    """Greedy generation (`vconfig=None`: plain `generate`) or V-Reason generation of one prompt (batch 1)."""
+    """
+    Greedy generation (`vconfig=None`: plain `generate`) or V-Reason generation of one prompt (batch 1). A greedy
+    run's EMA trace is the one `schedule` (its `ema_beta` and `ema_init`) gives on its entropies.
+    """
     eos = _eos_ids(model)
     prompt_len = inputs["input_ids"].shape[1]
     streamer = TimingStreamer()
@@ -203,7 +199,7 @@ def generate_once(
         with torch.no_grad():
             h = torch.stack([entropy_of(step[0]) for step in out.logits[:n]])
         run.entropies = h.tolist()
-        run.ema = _ema(run.entropies, ema_beta)
+        run.ema = schedule_traces(h, beta=schedule.ema_beta, ema_init=schedule.ema_init)[0].tolist()
         run.nonfinite = not bool(torch.isfinite(h).all())
     else:
         ent, ema, alpha = out.entropies[0], out.ema_entropies[0], out.alphas[0]
@@ -284,18 +280,21 @@ def evaluate(
     label: str,
     base: list[Run] | None,
     max_new_tokens: int,
-    ema_beta: float,
+    schedule: VReasonConfig,
     on_row: Any = None,
 ) -> Row:
     """
-    Alternate greedy / V-Reason on every prompt. With `vconfig=None` the row is the greedy base itself.
+    Alternate greedy / V-Reason on every prompt. With `vconfig=None` the row is the greedy base itself, with the
+    EMA of `schedule`; greedy runs paired with a V-Reason configuration get that configuration's EMA.
     `on_row(row)` is called when the row is complete (progress output / checkpointing).
     """
+    if vconfig is not None:
+        schedule = as_vreason_config(vconfig)
     runs, greedy = [], []
     for i, inputs in enumerate(prompts):
-        g = generate_once(model, inputs, None, max_new_tokens, ema_beta)
+        g = generate_once(model, inputs, None, max_new_tokens, schedule)
         greedy.append(g)
-        runs.append(g if vconfig is None else generate_once(model, inputs, vconfig, max_new_tokens, ema_beta))
+        runs.append(g if vconfig is None else generate_once(model, inputs, vconfig, max_new_tokens, schedule))
         print(f"  [{label}] prompt {i + 1}/{len(prompts)}: {len(runs[-1].tokens)} tokens", file=sys.stderr)
     window = as_vreason_config(vconfig).update_every if vconfig is not None else 2
     row = Row(label, runs, greedy, base if base is not None else greedy, window)
@@ -305,8 +304,8 @@ def evaluate(
 
 
 def warm_up(model: Any, inputs: dict[str, torch.Tensor], vconfig: VReasonConfig | dict[str, Any]) -> None:
-    generate_once(model, inputs, None, 16, 0.97)
-    generate_once(model, inputs, vconfig, 16, 0.97)
+    generate_once(model, inputs, None, 16, VReasonConfig())
+    generate_once(model, inputs, vconfig, 16, VReasonConfig())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -394,6 +393,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ema-beta", type=float, default=0.97, help="EMA used for the greedy traces and the sweep"
     )
+    parser.add_argument(
+        "--ema-init",
+        default="zero",
+        choices=("zero", "first"),
+        help="EMA start for the greedy traces and the sweep",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=160)
     parser.add_argument("--num-prompts", type=int, default=len(PROMPTS))
     parser.add_argument(
@@ -431,10 +436,12 @@ def main(argv: list[str] | None = None) -> int:
             "update_every": args.update_every,
             "num_steps": args.num_steps,
             "ema_beta": args.ema_beta,
+            "ema_init": args.ema_init,
             "alpha_schedule": schedule,
             "controller_scope": "prompt",
         }
 
+    greedy_schedule = VReasonConfig(ema_beta=args.ema_beta, ema_init=args.ema_init)
     if sections & {"lr", "minimize", "default"}:
         from vreason_hf.testing import load_smollm2
 
@@ -446,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         warm_up(model, prompts[0], sweep_config(0.05))
 
         base = evaluate(
-            model, prompts, None, "greedy (lr=0)", None, args.max_new_tokens, args.ema_beta, checkpoint
+            model, prompts, None, "greedy (lr=0)", None, args.max_new_tokens, greedy_schedule, checkpoint
         )
         rows: list[Row] = [base]
         if "lr" in sections:
@@ -459,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"lr={lr:g}",
                         base.runs,
                         args.max_new_tokens,
-                        args.ema_beta,
+                        greedy_schedule,
                         checkpoint,
                     )
                 )
@@ -473,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"lr={lr:g}, minimize",
                         base.runs,
                         args.max_new_tokens,
-                        args.ema_beta,
+                        greedy_schedule,
                         checkpoint,
                     )
                 )
@@ -503,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
                 "VReasonConfig() defaults",
                 base.runs,
                 args.max_new_tokens,
-                args.ema_beta,
+                greedy_schedule,
                 checkpoint,
             )
             greedy_row = Row("greedy (paired)", row.greedy, row.greedy, base.runs, row.window)
@@ -539,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
             "V-Reason defaults (video scope)",
             None,
             args.video_max_new_tokens,
-            args.ema_beta,
+            greedy_schedule,
             checkpoint,
         )
         base_row = Row("greedy (paired)", row.greedy, row.greedy, row.greedy, row.window)

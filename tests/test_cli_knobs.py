@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from vreason_hf import VReasonConfig
 from vreason_hf.cli import _with_knob_options, app
+from vreason_hf.knobs import knob_fields
 
 KNOB_COMMANDS = ("run", "eval")
 
@@ -25,6 +26,13 @@ def test_every_knob_option_defaults_to_the_config_default(command):
     for name, param in _knob_params(command).items():
         assert param.default == getattr(defaults, name), name
         assert type(param.default) is type(getattr(defaults, name)), name
+
+
+@pytest.mark.parametrize("command", KNOB_COMMANDS)
+def test_every_knob_option_carries_the_fields_help_text(command):
+    params = _knob_params(command)
+    for knob in knob_fields():
+        assert params[knob.name].help.startswith(knob.help.replace("*", "")), knob.name
 
 
 @pytest.mark.parametrize("command", KNOB_COMMANDS)

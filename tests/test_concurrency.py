@@ -14,6 +14,7 @@ import torch
 from transformers import pipeline
 
 from vreason_hf import VReasonLogitsProcessor, vreason_generate
+from vreason_hf.generation import RawLogitsRecorder, entropy
 from vreason_hf.generation.replay import LastLayerReplay
 from vreason_hf.pipelines import TASK
 from vreason_hf.testing import build_tiny_qwen2_5_vl
@@ -175,16 +176,36 @@ def test_a_replay_records_only_its_own_threads_forwards(setup):
             assert replay.hidden is not None  # its own forwards are
 
 
+def test_a_raw_logits_recorder_shared_by_threads_keeps_each_threads_own_logits(setup):
+    model, _, inputs = setup
+
+    def plain(recorder: RawLogitsRecorder, x: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        out = model.generate(
+            **x, max_new_tokens=NEW_TOKENS, do_sample=False, return_dict_in_generate=True, output_logits=True
+        )
+        # What the head recorded for this thread = the raw logits generate returns (before any processor).
+        return recorder.entropies(), entropy(torch.stack(out.logits, dim=1))
+
+    recorder = RawLogitsRecorder(model.get_output_embeddings(), entropies=True)
+    try:
+        (together,) = _together([lambda x=x: plain(recorder, x) for x in inputs], rounds=1)
+    finally:
+        recorder.remove()
+    for recorded, expected in together:
+        torch.testing.assert_close(recorded, expected)
+    assert _hooks(model) == 0
+
+
 def test_overlapping_freezes_restore_each_parameters_original_flag():
-    from vreason_hf.generation.engine import _FROZEN
+    from vreason_hf.generation.autograd import FROZEN_PARAMETERS as frozen
 
     params = [torch.nn.Parameter(torch.zeros(1), requires_grad=flag) for flag in (True, False, True)]
-    first = _FROZEN.freeze(params)  # A
-    second = _FROZEN.freeze(params[1:])  # B starts while A runs (it sees A's False)
+    first = frozen.freeze(params)  # A
+    second = frozen.freeze(params[1:])  # B starts while A runs (it sees A's False)
     assert not any(p.requires_grad for p in params)
-    _FROZEN.release(first)  # A ends first: B still needs its parameters frozen
+    frozen.release(first)  # A ends first: B still needs its parameters frozen
     assert params[0].requires_grad and not params[1].requires_grad and not params[2].requires_grad
-    _FROZEN.release(second)  # B ends: the original flags, not the False B saw
+    frozen.release(second)  # B ends: the original flags, not the False B saw
     assert [p.requires_grad for p in params] == [True, False, True]
 
 

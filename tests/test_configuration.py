@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 
+import vreason_hf.knobs
 from vreason_hf.configuration_vreason import VReasonConfig
 from vreason_hf.generation.engine import as_vreason_config
+from vreason_hf.knobs import knob_fields
 
 # SPEC.md sections 2-5: the documented defaults.
 SPEC_DEFAULTS = {
@@ -85,6 +91,50 @@ def test_every_knob_has_invalid_values_and_a_non_default():
     assert set(NON_DEFAULTS) == set(names)
     defaults = VReasonConfig().knobs()
     assert all(NON_DEFAULTS[name] != defaults[name] for name in names)
+
+
+# ------------------------------------------------------------------------------------- fields carry their help
+def test_the_ast_view_of_the_knobs_equals_the_dataclass_fields():
+    runtime = [
+        (f.name, f.type, f.default, f.metadata["help"], f.metadata.get("choices"))
+        for f in dataclasses.fields(VReasonConfig)
+        if f.name in VReasonConfig.knob_names()
+    ]
+    assert [(k.name, k.type, k.default, k.help, k.choices) for k in knob_fields()] == runtime
+    assert [name for name, *_ in runtime] == VReasonConfig.knob_names()
+
+
+def test_string_knobs_accept_exactly_their_choices():
+    for knob in knob_fields():
+        assert (knob.type == "str") == (knob.choices is not None), knob.name
+        if knob.choices is not None:
+            assert knob.default in knob.choices
+            for choice in knob.choices:
+                assert getattr(VReasonConfig(**{knob.name: choice}), knob.name) == choice
+            with pytest.raises(ValueError, match=f"`{knob.name}` must be one of"):
+                VReasonConfig(**{knob.name: knob.choices[0].upper() + "!"})
+
+
+def test_the_docstring_documents_every_knob_with_its_help_text():
+    doc = " ".join(inspect.getdoc(VReasonConfig).split())
+    for knob in knob_fields():
+        assert f"{knob.name} (`{knob.type}`, *optional*, defaults to " in doc
+        assert " ".join(knob.help.split()) in doc
+
+
+def test_the_knob_view_imports_neither_torch_nor_transformers():
+    code = (
+        "import importlib.util, sys\n"
+        "for name in ('torch', 'transformers', 'vreason_hf'):\n"
+        "    sys.modules[name] = None\n"
+        f"spec = importlib.util.spec_from_file_location('knobs', {vreason_hf.knobs.__file__!r})\n"
+        "knobs = sys.modules['knobs'] = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(knobs)\n"
+        "print(len(knobs.knob_fields()), len(knobs.knob_table().splitlines()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    count = len(VReasonConfig.knob_names())
+    assert out.split() == [str(count), str(count + 2)]
 
 
 @pytest.mark.parametrize(("field", "value"), BAD_CASES, ids=[f"{f}={v!r}" for f, v in BAD_CASES])

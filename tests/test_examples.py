@@ -24,6 +24,7 @@ EXPECTED = {
     "pipeline_video.py": ["V-Reason: 16 tokens, 8 Adam steps", "reply: assistant", "plain: 16 tokens"],
     "controller_adapter.py": [
         "replay reproduces the generation: True",
+        "continue goes on from the saved Adam steps: True",
         "disabled adapter == plain greedy: True",
     ],
 }

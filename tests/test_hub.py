@@ -23,17 +23,14 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageText
 import vreason_hf.hub
 from vreason_hf import (
     VReasonConfig,
-    VReasonControllerModel,
     build_custom_generate_dir,
     save_vreason_model,
     vreason_generate,
 )
-from vreason_hf.controller import CONFIG_NAME, WEIGHTS_NAME
 from vreason_hf.hub import (
-    MODEL_CARDS,
     SUPPORTED_TRANSFORMERS,
-    knob_descriptions,
     render_model_card,
+    render_recipe_card,
     requirements_text,
 )
 from vreason_hf.testing import build_tiny_llama, build_tiny_qwen2_5_vl
@@ -150,7 +147,7 @@ def test_recipe_folder_layout_and_string_path_equals_callable(setup, tmp_path):
     model, _, inputs, reference = setup
     root = build_custom_generate_dir(tmp_path / "recipe")
     code = root / "custom_generate"
-    assert (root / "README.md").read_text() == (MODEL_CARDS / "custom_generate_recipe.md").read_text()
+    assert (root / "README.md").read_text() == render_recipe_card()
     assert (code / "requirements.txt").read_text().splitlines() == [*SUPPORTED_TRANSFORMERS, "torch"]
     for path in code.glob("*.py"):
         text = path.read_text()
@@ -437,60 +434,6 @@ def test_invalid_stored_knobs_name_the_generation_config(setup, repo, tmp_path):
         model.generate(**inputs, max_new_tokens=1, vreason_config={}, custom_generate=vreason_generate)
 
 
-# --------------------------------------------------------------------------------------------- controller adapter
-def test_saved_controller_replays_the_generation_token_for_token(setup, tmp_path):
-    model, _, inputs, _ = setup
-    kwargs = {"max_new_tokens": MAX_NEW, "do_sample": False}
-    out = model.generate(
-        **inputs,
-        custom_generate=vreason_generate,
-        vreason_config=KNOBS,
-        return_dict_in_generate=True,
-        **kwargs,
-    )
-    VReasonControllerModel.from_generation(model, out, KNOBS).save_pretrained(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [CONFIG_NAME, WEIGHTS_NAME]
-    loaded = VReasonControllerModel.from_pretrained(model, tmp_path)
-    assert torch.equal(loaded.layer.state()["theta"], out.controller_state["theta"])
-    replay = loaded.generate(**inputs, mode="replay", return_dict_in_generate=True, **kwargs)
-    assert torch.equal(replay.sequences, out.sequences)
-    assert torch.allclose(replay.controller_state["theta"], out.controller_state["theta"], atol=1e-6)
-
-    plain = model.generate(**inputs, **kwargs)
-    with loaded.disable_adapter():
-        assert torch.equal(loaded.generate(**inputs, **kwargs), plain)
-    static = loaded.generate(
-        **inputs, mode="static", return_dict_in_generate=True, output_logits=True, **kwargs
-    )
-    base_logits = model.generate(**inputs, return_dict_in_generate=True, output_logits=True, **kwargs).logits[
-        0
-    ]
-    assert not torch.allclose(static.logits[0], base_logits)  # the saved ΔV acts from token 0
-    assert static.optimizer_steps.tolist() == out.optimizer_steps.tolist()  # static takes no new step
-
-
-def test_controller_errors(setup, tmp_path):
-    model, _, inputs, _ = setup
-    with pytest.raises(FileNotFoundError, match=r"controller_config\.json"):
-        VReasonControllerModel.from_pretrained(model, tmp_path)
-    out = model.generate(
-        **inputs,
-        max_new_tokens=4,
-        custom_generate=vreason_generate,
-        vreason_config=KNOBS,
-        return_dict_in_generate=True,
-    )
-    controller = VReasonControllerModel.from_generation(model, out, KNOBS)
-    with pytest.raises(ValueError, match="`mode` must be one of"):
-        controller.generate(**inputs, mode="train")
-    controller.save_pretrained(tmp_path)
-    data = json.loads((tmp_path / CONFIG_NAME).read_text())
-    data["num_rows"] += 1
-    (tmp_path / CONFIG_NAME).write_text(json.dumps(data))
-    with pytest.raises(ValueError, match="do not belong together"):
-        VReasonControllerModel.from_pretrained(model, tmp_path)
-
-
 # --------------------------------------------------------------------------------------------- model cards
 REQUIRED_SECTIONS = (
     "Description",
@@ -519,10 +462,12 @@ def _check_card(text: str) -> ModelCard:
 
 
 def test_recipe_card_follows_the_convention_and_lists_exactly_the_knobs():
-    card = _check_card((MODEL_CARDS / "custom_generate_recipe.md").read_text())
+    card = _check_card(render_recipe_card())
     assert card.data.license == "apache-2.0"  # the recipe's own code
-    defaults = {name: default for name, (default, _) in knob_descriptions().items()}
-    assert {k: json.loads(v.replace("'", '"')) for k, v in defaults.items()} == VReasonConfig().knobs()
+    defaults = dict(
+        re.findall(r"^\| `(\w+)` \| `(.+?)` \|", card.text.split("## Additional Arguments")[1], re.M)
+    )
+    assert {k: json.loads(v) for k, v in defaults.items()} == VReasonConfig().knobs()
 
 
 def test_model_repo_card(repo):

@@ -1,4 +1,5 @@
-"""V-Reason Lite on batches, under every controller scope, and what token 0 sees."""
+"""V-Reason Lite (SPEC section 5): the cache pruning on crafted caches, then on models: batches, every controller
+scope, and what token 0 sees."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import copy
 import pytest
 import torch
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from vreason_hf import vreason_generate
-from vreason_hf.generation.lite import prune_video_rows
+from vreason_hf.generation.controller import ValueController
+from vreason_hf.generation.lite import prune_cache
 from vreason_hf.generation.objective import entropy
 from vreason_hf.inputs import build_inputs
 from vreason_hf.testing import build_tiny_llava_onevision, real_clip_path
@@ -96,9 +99,7 @@ def test_token_0_is_scored_over_the_pruned_cache():
         cache = DynamicCache(config=model.config)
         model(input_ids=ids[:, :-1], cache=cache, **vision)
         video = (ids[:, :-1] == model.config.video_token_id).nonzero()[:, 1][None]
-        prune_video_rows(
-            [cache.layers[-1]], video, torch.ones_like(video, dtype=torch.bool), None, prune_ratio=0.5
-        )
+        _prune([cache.layers[-1]], video, torch.ones_like(video, dtype=torch.bool), None, prune_ratio=0.5)
         expected = model(input_ids=ids[:, -1:], cache=cache).logits[:, -1].float()
     assert not torch.allclose(expected, full, atol=1e-3)  # pruning matters at token 0
 
@@ -178,3 +179,179 @@ def test_lite_refuses_an_input_without_video_under_every_scope(tiny_qwen2_5_vl, 
     )
     with pytest.raises(ValueError, match=r"`lite=True` prunes video tokens.*controller_scope='visual'"):
         _vreason(model, image_only, {"lite": True, "controller_scope": "visual"})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# prune_cache, without models
+
+
+def _prune(*args, **kwargs):
+    """`prune_cache` -> `(attention_mask, rows, valid)`, with the video rows as the controlled rows."""
+    pruned = prune_cache(*args, **kwargs)
+    return pruned.attention_mask, pruned.rows, pruned.valid
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _layer(keys: torch.Tensor, values: torch.Tensor) -> DynamicLayer:
+    layer = DynamicLayer()
+    layer.update(keys, values)
+    return layer
+
+
+def _crafted_values(norms: torch.Tensor, seed: int) -> torch.Tensor:
+    """Random directions with the given per-vector norms; `norms` of shape (batch, heads, seq)."""
+    directions = torch.randn(*norms.shape, 4, generator=_gen(seed))
+    return directions / directions.norm(dim=-1, keepdim=True) * norms[..., None]
+
+
+def _video_norms(
+    batch_video: list[list[int]], num_layers: int, heads: int, seq: int, seed: int
+) -> torch.Tensor:
+    """(layers, batch, heads, seq) norms: distinct per video row, in a different order in every layer."""
+    g = _gen(seed)
+    norms = torch.rand(num_layers, len(batch_video), heads, seq, generator=g) + 0.5
+    for layer in range(num_layers):
+        for b, positions in enumerate(batch_video):
+            ranks = torch.randperm(len(positions), generator=g).float() + 1.0
+            norms[layer, b, :, positions] = ranks + 0.1 * torch.rand(heads, len(positions), generator=g)
+    return norms
+
+
+def _expected_kept(values: torch.Tensor, positions: list[int], keep: int) -> list[int]:
+    """The `keep` positions with the highest value norm averaged over heads, in position order."""
+    mean_norm = values[:, positions].norm(dim=-1).mean(0)
+    order = torch.argsort(mean_norm, descending=True).tolist()
+    return sorted(positions[i] for i in order[:keep])
+
+
+def _build(batch_video, seq=10, num_layers=3, heads=2, seed=0):
+    norms = _video_norms(batch_video, num_layers, heads, seq, seed)
+    originals = []
+    for layer in range(num_layers):
+        keys = torch.randn(len(batch_video), heads, seq, 4, generator=_gen(seed + 100 + layer))
+        originals.append((keys, _crafted_values(norms[layer], seed + 200 + layer)))
+    layers = [_layer(k.clone(), v.clone()) for k, v in originals]
+    width = max(len(p) for p in batch_video)
+    rows = torch.zeros(len(batch_video), width, dtype=torch.long)
+    valid = torch.zeros(len(batch_video), width, dtype=torch.bool)
+    for b, positions in enumerate(batch_video):
+        rows[b, : len(positions)] = torch.tensor(positions)
+        valid[b, : len(positions)] = True
+    return layers, originals, rows, valid
+
+
+@pytest.mark.parametrize(("ratio", "keep"), [(0.5, 3), (0.25, 4), (0.75, 2), (0.9, 1)])
+@pytest.mark.parametrize("scope", ["per_layer", "shared"])
+def test_prune_keeps_the_highest_norm_video_rows(ratio, keep, scope):
+    video = [2, 3, 4, 5, 6, 7]
+    assert keep == round((1 - ratio) * len(video))
+    layers, originals, rows, valid = _build([video])
+    mask, new_rows, new_valid = _prune(layers, rows, valid, None, prune_ratio=ratio, scope=scope)
+
+    assert mask is None  # one sample, no padding: nothing to mask
+    non_video = [0, 1, 8, 9]
+    target_kept = _expected_kept(originals[-1][1][0], video, keep)
+    for layer, (keys, values) in zip(layers, originals, strict=True):
+        kept = target_kept if scope == "shared" else _expected_kept(values[0], video, keep)
+        positions = sorted(non_video + kept)  # non-video rows kept, order kept
+        assert layer.values.shape == (1, 2, 10 - (6 - keep), 4)
+        assert torch.equal(layer.values, values[:, :, positions])
+        assert torch.equal(layer.keys, keys[:, :, positions])
+    # The returned rows point at the surviving video rows of the target (last) layer.
+    assert new_valid[0].sum() == keep
+    surviving = new_rows[0, new_valid[0]]
+    assert torch.equal(layers[-1].values[0][:, surviving], originals[-1][1][0][:, target_kept])
+    assert torch.equal(layers[-1].keys[0][:, surviving], originals[-1][0][0][:, target_kept])
+
+
+def test_prune_ranks_by_norm_averaged_over_heads():
+    # Row 3 is the largest in head 0 but the smallest on average; row 4 the reverse.
+    video = [3, 4]
+    layers, originals, rows, valid = _build([video], num_layers=1)
+    values = originals[0][1].clone()
+    values[0, 0, 3] *= 10.0 / values[0, 0, 3].norm()
+    values[0, 1, 3] *= 0.1 / values[0, 1, 3].norm()  # mean 5.05
+    values[0, 0, 4] *= 1.0 / values[0, 0, 4].norm()
+    values[0, 1, 4] *= 9.5 / values[0, 1, 4].norm()  # mean 5.25
+    layers = [_layer(originals[0][0].clone(), values.clone())]
+    _prune(layers, rows, valid, None, prune_ratio=0.5)
+    assert torch.equal(layers[0].values, values[:, :, [0, 1, 2, 4, 5, 6, 7, 8, 9]])
+
+
+def test_prune_shared_uses_the_target_layer_ranking():
+    video = [2, 3, 4, 5, 6, 7]
+    layers, originals, rows, valid = _build([video], num_layers=3, seed=3)
+    per_layer_kept = [_expected_kept(v[0], video, 3) for _, v in originals]
+    assert len({tuple(k) for k in per_layer_kept}) > 1  # the layers disagree, so the scope matters
+    _prune(layers, rows, valid, None, prune_ratio=0.5, scope="shared", target_index=0)
+    positions = sorted([0, 1, 8, 9] + per_layer_kept[0])
+    for layer, (_, values) in zip(layers, originals, strict=True):
+        assert torch.equal(layer.values, values[:, :, positions])
+
+
+def test_prune_ratio_zero_changes_nothing():
+    layers, originals, rows, valid = _build([[2, 3, 4, 5], [1, 2, 3, 4]])
+    mask, new_rows, new_valid = _prune(layers, rows, valid, None, prune_ratio=0.0)
+    assert mask is None
+    for layer, (keys, values) in zip(layers, originals, strict=True):
+        assert torch.equal(layer.keys, keys) and torch.equal(layer.values, values)
+    assert torch.equal(new_rows[new_valid], rows[valid]) and torch.equal(new_valid, valid)
+
+
+@pytest.mark.parametrize("scope", ["per_layer", "shared"])
+def test_prune_batch_with_left_padding_and_different_counts(scope):
+    # Sample 0: 2 padded slots, 4 video rows (keeps 2, drops 2). Sample 1: no padding, 6 video rows (keeps 3,
+    # drops 3). The new length is 10 - 2 = 8, so sample 1 gets one masked slot on the left.
+    batch_video = [[4, 5, 6, 7], [2, 3, 4, 5, 6, 7]]
+    layers, originals, rows, valid = _build(batch_video, seed=5)
+    attention_mask = torch.tensor([[0, 0, 1, 1, 1, 1, 1, 1, 1, 1], [1] * 10])
+    mask, new_rows, new_valid = _prune(layers, rows, valid, attention_mask, prune_ratio=0.5, scope=scope)
+
+    assert torch.equal(mask, torch.tensor([[0, 0, 1, 1, 1, 1, 1, 1], [0, 1, 1, 1, 1, 1, 1, 1]]))
+    keeps, offsets = [2, 3], [0, 1]
+    non_video = [[0, 1, 2, 3, 8, 9], [0, 1, 8, 9]]
+    for b in range(2):
+        target_kept = _expected_kept(originals[-1][1][b], batch_video[b], keeps[b])
+        for layer, (keys, values) in zip(layers, originals, strict=True):
+            kept = target_kept if scope == "shared" else _expected_kept(values[b], batch_video[b], keeps[b])
+            positions = sorted(non_video[b] + kept)
+            assert torch.equal(layer.values[b, :, offsets[b] :], values[b][:, positions])
+            assert torch.equal(layer.keys[b, :, offsets[b] :], keys[b][:, positions])
+        assert new_valid[b].sum() == keeps[b]
+        assert not new_valid[b, keeps[b] :].any()  # valid entries are left-aligned
+        surviving = new_rows[b, new_valid[b]]
+        assert (mask[b, surviving] == 1).all()
+        assert torch.equal(layers[-1].values[b][:, surviving], originals[-1][1][b][:, target_kept])
+
+
+def test_prune_without_mask_masks_only_the_new_left_slots():
+    batch_video = [[2, 3], [2, 3, 4, 5, 6, 7]]  # drops 1 and 3 rows
+    layers, _, rows, valid = _build(batch_video, seed=7)
+    mask, _, _ = _prune(layers, rows, valid, None, prune_ratio=0.5)
+    assert torch.equal(mask, torch.tensor([[1] * 9, [0, 0] + [1] * 7]))
+    assert all(layer.values.shape[-2] == 9 for layer in layers)
+
+
+def test_prune_with_equal_counts_keeps_the_given_mask():
+    batch_video = [[4, 5, 6, 7], [2, 3, 4, 5]]
+    layers, _, rows, valid = _build(batch_video, seed=8)
+    attention_mask = torch.tensor([[0, 0, 1, 1, 1, 1, 1, 1, 1, 1], [1] * 10])
+    mask, _, _ = _prune(layers, rows, valid, attention_mask, prune_ratio=0.5)
+    # Both samples drop 2 rows, none of them padding: the padding of sample 0 survives, nothing new is masked.
+    assert torch.equal(mask, torch.tensor([[0, 0, 1, 1, 1, 1, 1, 1], [1] * 8]))
+
+
+def test_prune_rows_feed_a_controller_on_the_pruned_cache():
+    batch_video = [[4, 5, 6, 7], [2, 3, 4, 5, 6, 7]]
+    layers, _, rows, valid = _build(batch_video, seed=9)
+    _, new_rows, new_valid = _prune(layers, rows, valid, None, prune_ratio=0.5)
+    values = layers[-1].values
+    controller = ValueController(new_rows, new_valid, values.shape[1], values.shape[-1], lr=0.5)
+    controller.adam_step(torch.randn(controller.theta.shape, generator=_gen(10)), torch.tensor([True, True]))
+    out = controller.apply(values)
+    for b in range(2):
+        changed = (out[b] != values[b]).any(-1).any(0)  # (seq,)
+        assert changed.nonzero().flatten().tolist() == sorted(new_rows[b, new_valid[b]].tolist())

@@ -7,23 +7,25 @@ import math
 import pytest
 import torch
 
-from vreason_hf.generation.objective import entropy, kl_to_uniform, next_alpha, next_ema, switch_loss
+from vreason_hf.generation.objective import (
+    entropy,
+    kl_to_uniform,
+    next_alpha,
+    next_ema,
+    schedule_step,
+    schedule_traces,
+    switch_loss,
+)
 
 INF = float("inf")
 
 
-def _run_schedule(entropies: list[float], beta: float, schedule: str = "switch"):
-    """EMA from 0 (`ema_init="zero"`), running peak including the current token, then α (SPEC section 3)."""
-    ema = torch.zeros(())
-    peak = torch.full((), -INF)
-    emas, peaks, alphas = [], [], []
-    for h in entropies:
-        ema = next_ema(ema, torch.tensor(h), beta)
-        peak = torch.maximum(peak, ema)
-        emas.append(ema.item())
-        peaks.append(peak.item())
-        alphas.append(next_alpha(ema, peak, schedule).item())
-    return emas, peaks, alphas
+def _run_schedule(entropies: list[float], beta: float, schedule: str = "switch", ema_init: str = "zero"):
+    """`schedule_traces` on one sequence, as lists."""
+    emas, peaks, alphas = schedule_traces(
+        torch.tensor(entropies), beta=beta, ema_init=ema_init, schedule=schedule
+    )
+    return emas.tolist(), peaks.tolist(), alphas.tolist()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -173,14 +175,6 @@ def test_next_ema_is_float32():
     assert out.item() == 1.5
 
 
-def test_next_ema_zero_init_warm_up():
-    # Constant entropy 1 from H_ema_0 = 0: H_ema_k = 1 - β^k.
-    ema = torch.zeros(())
-    for k in range(1, 6):
-        ema = next_ema(ema, torch.tensor(1.0), 0.97)
-        assert ema.item() == pytest.approx(1 - 0.97**k, abs=1e-6)
-
-
 ENTROPIES = [1.0, 2.0, 3.0, 2.5, 2.6, 0.5, 4.0]
 
 
@@ -226,18 +220,89 @@ def test_next_alpha_batched_and_ties():
         assert out.dtype == torch.float32 and out.shape == ema.shape
 
 
+def test_switch_schedule_with_first_init():
+    emas, peaks, alphas = _run_schedule(ENTROPIES, beta=0.5, ema_init="first")
+    # H_ema_0 = H_0 = 1, then H_ema_k = 0.5 H_ema_{k-1} + 0.5 H_k:
+    #   1
+    #   0.5·1       + 0.5·2   = 1.5
+    #   0.5·1.5     + 0.5·3   = 2.25
+    #   0.5·2.25    + 0.5·2.5 = 2.375
+    #   0.5·2.375   + 0.5·2.6 = 2.4875
+    #   0.5·2.4875  + 0.5·0.5 = 1.49375   (below the peak 2.4875: α = -1)
+    #   0.5·1.49375 + 0.5·4   = 2.746875  (new peak)
+    assert emas == pytest.approx([1.0, 1.5, 2.25, 2.375, 2.4875, 1.49375, 2.746875], abs=1e-6)
+    assert peaks == pytest.approx([1.0, 1.5, 2.25, 2.375, 2.4875, 2.4875, 2.746875], abs=1e-6)
+    assert alphas == [1.0, 1.0, 1.0, 1.0, 1.0, -1.0, 1.0]
+
+
+def test_ema_init_decides_where_the_peak_is():
+    # Entropy 4, 2, 2 with β = 0.5. From zero: 0.5·0 + 0.5·4 = 2, then 0.5·2 + 0.5·2 = 2 twice: flat at the peak
+    # (ties explore). From the first entropy: 4, 0.5·4 + 0.5·2 = 3, 0.5·3 + 0.5·2 = 2.5: the peak is token 0.
+    zero = _run_schedule([4.0, 2.0, 2.0], beta=0.5)
+    first = _run_schedule([4.0, 2.0, 2.0], beta=0.5, ema_init="first")
+    assert zero == ([2.0, 2.0, 2.0], [2.0, 2.0, 2.0], [1.0, 1.0, 1.0])
+    assert first == ([4.0, 3.0, 2.5], [4.0, 4.0, 4.0], [1.0, -1.0, -1.0])
+
+
+def test_schedule_ties_at_the_peak_explore():
+    # β = 0: the EMA is the entropy. Returning exactly to the peak (3 after 1) is a tie: α = +1 again.
+    assert _run_schedule([1.0, 3.0, 1.0, 3.0], beta=0.0) == (
+        [1.0, 3.0, 1.0, 3.0],
+        [1.0, 3.0, 3.0, 3.0],
+        [1.0, 1.0, -1.0, 1.0],
+    )
+    # Constant entropy from "first": the EMA sits on its peak for ever.
+    assert _run_schedule([2.0] * 4, beta=0.9, ema_init="first")[2] == [1.0] * 4
+
+
+def test_zero_init_warm_up_closed_form():
+    # Constant entropy 1 from H_ema = 0: H_ema_k = 1 - β^(k+1) (k counts from 0), always a new peak.
+    emas, peaks, alphas = _run_schedule([1.0] * 6, beta=0.97)
+    assert emas == pytest.approx([1 - 0.97 ** (k + 1) for k in range(6)], abs=1e-6)
+    assert peaks == emas and alphas == [1.0] * 6
+
+
+def test_finished_rows_keep_their_ema_and_peak():
+    # Row 0 is still generating, row 1 has finished: its EMA and peak stay, whatever its (NaN) entropy.
+    ema, peak = torch.tensor([1.0, 2.0]), torch.tensor([3.0, 2.5])
+    h = torch.tensor([5.0, float("nan")])
+    new_ema, new_peak, alpha = schedule_step(
+        ema, peak, h, first=False, beta=0.5, active=torch.tensor([True, False])
+    )
+    # Row 0: 0.5·1 + 0.5·5 = 3, a tie with the peak 3 (α = +1). Row 1: 2 < 2.5 as before (α = -1).
+    assert new_ema.tolist() == [3.0, 2.0]
+    assert new_peak.tolist() == [3.0, 2.5]
+    assert alpha.tolist() == [1.0, -1.0]
+    # `first` only matters with ema_init="first", and only for active rows.
+    first_ema, _, _ = schedule_step(
+        ema, peak, h, first=True, beta=0.5, ema_init="first", active=torch.tensor([True, False])
+    )
+    assert first_ema.tolist() == [5.0, 2.0]
+
+
 def test_batched_schedule_rows_are_independent():
     rows = torch.tensor([ENTROPIES, [float(i) for i in range(len(ENTROPIES))]])
-    ema = torch.zeros(2)
-    peak = torch.full((2,), -INF)
-    alphas = []
-    for k in range(rows.shape[1]):
-        ema = next_ema(ema, rows[:, k], 0.0)
-        peak = torch.maximum(peak, ema)
-        alphas.append(next_alpha(ema, peak))
-    alphas = torch.stack(alphas, 1)
+    emas, peaks, alphas = schedule_traces(rows, beta=0.0)
     assert alphas[0].tolist() == [1.0, 1.0, 1.0, -1.0, -1.0, -1.0, 1.0]
     assert alphas[1].tolist() == [1.0] * len(ENTROPIES)  # monotone entropy: always exploring
+    for row in range(2):
+        alone = schedule_traces(rows[row], beta=0.0)
+        for batched, single in zip((emas, peaks, alphas), alone, strict=True):
+            assert torch.equal(batched[row], single)
+
+
+def test_schedule_traces_shapes():
+    emas, peaks, alphas = schedule_traces(torch.rand(2, 3, 5).half(), beta=0.9)
+    assert emas.shape == peaks.shape == alphas.shape == (2, 3, 5)
+    assert emas.dtype == peaks.dtype == alphas.dtype == torch.float32
+    empty = schedule_traces(torch.zeros(0), beta=0.9)
+    assert all(t.shape == (0,) for t in empty)
+
+
+@pytest.mark.parametrize("ema_init", ["Zero", "last", ""])
+def test_schedule_invalid_ema_init_raises(ema_init):
+    with pytest.raises(ValueError, match="`ema_init` must be 'zero' or 'first'"):
+        schedule_traces(torch.ones(2), beta=0.5, ema_init=ema_init)
 
 
 @pytest.mark.parametrize("schedule", ["Switch", "min", "", "maximise"])
@@ -309,10 +374,15 @@ def test_functions_do_not_mutate_inputs():
     out = next_ema(ema, value, 0.5)
     for schedule in ("switch", "minimize", "maximize"):
         next_alpha(ema, peak, schedule)
+        schedule_step(ema, peak, value, first=False, beta=0.5, schedule=schedule)
+        schedule_step(ema, peak, value, first=True, beta=0.5, ema_init="first", active=alpha > 0)
+    schedule_traces(value, beta=0.5)
 
     for original, now in zip(saved, (logits, alpha, ema, peak, value), strict=True):
         assert torch.equal(original, now)
     assert out.data_ptr() not in (ema.data_ptr(), value.data_ptr())
+    started, _, _ = schedule_step(ema, peak, value, first=True, beta=0.5, ema_init="first")
+    assert started.data_ptr() != value.data_ptr()
 
 
 def test_next_ema_returns_a_new_float32_tensor_for_float32_inputs():

@@ -15,7 +15,7 @@ __all__ = ["CORE_MODULES", "vendored_sources"]
 
 PACKAGE = Path(__file__).resolve().parent
 # Dependency order; every module imports only torch, transformers and earlier entries.
-CORE_MODULES = ("objective", "controller", "replay", "lite", "engine", "loop")
+CORE_MODULES = ("objective", "autograd", "controller", "replay", "lite", "engine", "loop")
 
 
 def _rewrite(text: str) -> str:

@@ -23,6 +23,7 @@ import typer
 from .app import DEFAULT_MODEL as APP_MODEL  # a constant: `vreason_hf.app` imports torch and Gradio lazily
 from .assets import NAMED_MODELS
 from .configuration_vreason import VReasonConfig
+from .knobs import knob_fields
 
 logger = logging.getLogger(__name__)
 
@@ -78,24 +79,16 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _knob_docs() -> dict[str, str]:
-    """The description of every knob, from `VReasonConfig`'s docstring (so help and docs cannot drift)."""
-    doc = inspect.getdoc(VReasonConfig) or ""
-    docs = {}
-    for match in re.finditer(r"^ {4}(\w+) \(`.*?\):\n((?: {8}.*\n?)+)", doc, flags=re.M):
-        text = " ".join(match.group(2).split()).replace("*", "")
-        docs[match.group(1)] = text
-    return docs
-
-
 def _knob_parameters() -> list[inspect.Parameter]:
-    """One option per knob, defaulting to `VReasonConfig`'s default; booleans get ``--x/--no-x``."""
-    docs = _knob_docs()
+    """One option per knob, defaulting to `VReasonConfig`'s default; booleans get ``--x/--no-x``.
+
+    Read from the config's field declarations (help text included) without importing it, see `vreason_hf.knobs`.
+    """
     params = []
-    for name in VReasonConfig.knob_names():
-        default = VReasonConfig.__dataclass_fields__[name].default
+    for knob in knob_fields():
+        name, default = knob.name, knob.default
         flag = f"--{name.replace('_', '-')}"
-        help_text = f"{docs.get(name, f'V-Reason knob `{name}`.')} [config default: {default}]"
+        help_text = f"{knob.help.replace('*', '')} [config default: {default}]"
         if isinstance(default, bool):
             option = typer.Option(f"{flag}/--no-{name.replace('_', '-')}", help=help_text, show_default=False)
         else:
@@ -117,10 +110,10 @@ def _with_knob_options(func: Callable[..., Any]) -> Callable[..., Any]:
     The command receives them as ``knobs``: only the values that differ from the config's defaults (a dict to pass
     to `VReasonConfig`), so a command can combine them with settings of its own.
     """
-    names = VReasonConfig.knob_names()
+    defaults = {knob.name: knob.default for knob in knob_fields()}
+    names = list(defaults)
     signature = inspect.signature(func)
     own = [p for p in signature.parameters.values() if p.name != "knobs"]
-    defaults = {name: VReasonConfig.__dataclass_fields__[name].default for name in names}
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -10,20 +10,13 @@ from __future__ import annotations
 import difflib
 import functools
 import math
+import textwrap
+from dataclasses import Field, field, fields
 from typing import Any
 
 from transformers import PreTrainedConfig
 
 __all__ = ["VReasonConfig"]
-
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "alpha_schedule": ("switch", "minimize", "maximize"),
-    "kl_direction": ("p_u", "u_p"),
-    "ema_init": ("zero", "first"),
-    "controller_scope": ("video", "visual", "prompt"),
-    "prune_scope": ("per_layer", "shared"),
-    "lr_scale": ("value_rms", "absolute"),
-}
 
 # Keys that `transformers` itself writes into a config.json, passes through `from_pretrained` or sets on a model's
 # config; anything else that is not a field of `VReasonConfig` is a typo and raises.
@@ -50,10 +43,7 @@ _PASSTHROUGH_KEYS = frozenset(
     }
 )
 
-_INTEGER_KNOBS = ("update_every", "num_steps", "target_layer")
-_NUMBER_KNOBS = ("lr", "ema_beta", "adam_beta1", "adam_beta2", "adam_eps", "prune_ratio")
-_BOOLEAN_KNOBS = ("decode_after_update", "lite")
-# (test, requirement) of the knobs with a range, checked once the type is right.
+# (test, requirement) of the knobs with a range, checked once the type (the field's) and choices are right.
 _RANGES: dict[str, tuple[Any, str]] = {
     "update_every": (lambda v: v >= 1, "must be >= 1 (1 = optimise at every generated token)"),
     "num_steps": (lambda v: v >= 0, "must be >= 0 (0 disables V-Reason)"),
@@ -69,78 +59,31 @@ _RANGES: dict[str, tuple[Any, str]] = {
 }
 
 
-def _knob_problem(name: str, value: Any) -> str | None:
-    """Why `value` is not a valid value of the knob `name`, or `None` if it is."""
-    if name in _INTEGER_KNOBS and (isinstance(value, bool) or not isinstance(value, int)):
+def _knob_problem(knob: Field, value: Any) -> str | None:
+    """Why `value` is not a valid value of the knob field `knob`, or `None` if it is."""
+    kind = getattr(knob.type, "__name__", knob.type)  # "int", "float", "bool" or "str"
+    choices = knob.metadata.get("choices")
+    if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
         return "must be an integer"
-    if name in _NUMBER_KNOBS and (
+    if kind == "float" and (
         isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
     ):
         return "must be a finite number"
-    if name in _BOOLEAN_KNOBS and not isinstance(value, bool):
+    if kind == "bool" and not isinstance(value, bool):
         return "must be True or False"
-    if name in _CHOICES and value not in _CHOICES[name]:
-        return f"must be one of {', '.join(repr(c) for c in _CHOICES[name])}"
-    if name in _RANGES and not _RANGES[name][0](value):
-        return _RANGES[name][1]
+    if choices is not None and value not in choices:
+        return f"must be one of {', '.join(repr(c) for c in choices)}"
+    if knob.name in _RANGES and not _RANGES[knob.name][0](value):
+        return _RANGES[knob.name][1]
     return None
 
 
 class VReasonConfig(PreTrainedConfig):
+    # The docstring's `Args:` block is generated from the fields' help text below (see `_docstring`).
     r"""
     The knobs of V-Reason: a zero-initialised controller ΔV added (norm-preserving) to the value-cache rows of the
     video tokens in the last decoder layer, tuned while decoding by a few Adam steps on an entropy switching
     objective. Choices marked *ours* are where the paper is silent; their defaults are this project's.
-
-    Args:
-        update_every (`int`, *optional*, defaults to 2):
-            Run the optimiser every `update_every` generated tokens (the paper's *k*; k=2 was its most accurate
-            setting). Tokens 0, k, 2k, ... are update steps.
-        num_steps (`int`, *optional*, defaults to 1):
-            Adam steps per update. `0` disables V-Reason: decoding is then exactly the base model's.
-        lr (`float`, *optional*, defaults to 0.05):
-            Adam learning rate. With `lr_scale="value_rms"` (default) it is relative to the root-mean-square of
-            the controlled value rows of each sample, so one value means the same on every model (*ours*).
-        lr_scale (`str`, *optional*, defaults to `"value_rms"`):
-            `"value_rms"`: ΔV = rms(V_rows) · θ and Adam updates θ, making `lr` scale-free (*ours*).
-            `"absolute"`: Adam updates ΔV directly with step size `lr`.
-        ema_beta (`float`, *optional*, defaults to 0.97):
-            Smoothing of the entropy EMA, H_ema_k = β·H_ema_{k-1} + (1-β)·H_k (*ours*).
-        ema_init (`str`, *optional*, defaults to `"zero"`):
-            `"zero"` starts the EMA at 0 like the paper's curves; `"first"` at the first token's entropy (*ours*).
-        alpha_schedule (`str`, *optional*, defaults to `"switch"`):
-            `"switch"` is the paper's rule (α=+1 while the EMA is at its running peak, −1 below it);
-            `"minimize"` fixes α=−1 and `"maximize"` fixes α=+1 (ablations).
-        kl_direction (`str`, *optional*, defaults to `"p_u"`):
-            `"p_u"`: L = α·KL(p‖U) = α·(log|V| − H(p)); `"u_p"`: L = α·KL(U‖p) (*ours*).
-        adam_beta1 (`float`, *optional*, defaults to 0.9):
-            Adam's first-moment decay.
-        adam_beta2 (`float`, *optional*, defaults to 0.999):
-            Adam's second-moment decay.
-        adam_eps (`float`, *optional*, defaults to 1e-8):
-            Adam's epsilon.
-        controller_scope (`str`, *optional*, defaults to `"video"`):
-            Which cached value rows the controller covers: `"video"` (the paper: video tokens), `"visual"` (video
-            and image tokens) or `"prompt"` (every prompt token, so text-only models work too) (*ours*).
-        target_layer (`int`, *optional*, defaults to -1):
-            Index of the decoder layer whose value cache is controlled (negative counts from the end). The paper
-            uses the last layer, and only the last layer is supported: only then does an optimiser step need no
-            more than that layer and the LM head. Checked against the model when decoding starts.
-        decode_after_update (`bool`, *optional*, defaults to `True`):
-            After the optimiser steps, recompute the distribution with the new ΔV and pick the token from it.
-            `False` picks the token from the pre-update distribution and saves one last-layer pass (*ours*).
-        lite (`bool`, *optional*, defaults to `False`):
-            V-Reason Lite: after prefill, drop the `prune_ratio` share of video tokens with the lowest value
-            norm from every layer's KV cache. Lite prunes video rows only, whatever `controller_scope` (with
-            `"visual"` the image rows stay, controlled and unpruned; with `"prompt"` every surviving prompt row is
-            controlled), so it needs a video in every sample. When rows were dropped, token 0 is scored, optimised
-            and chosen over the pruned cache: its logits are the last-layer replay over it (the layers below ran
-            on the full prompt); with nothing dropped they are the prefill's (*ours*).
-        prune_ratio (`float`, *optional*, defaults to 0.5):
-            Share of the video tokens Lite removes, in [0, 1).
-        prune_scope (`str`, *optional*, defaults to `"per_layer"`):
-            `"per_layer"`: every layer ranks the video tokens by its own value norms; `"shared"`: the target
-            layer's ranking is used for every layer (*ours*).
     """
 
     model_type = "vreason"
@@ -148,23 +91,116 @@ class VReasonConfig(PreTrainedConfig):
     # where vreason_hf is not installed.
     _auto_class = "AutoConfig"
 
-    update_every: int = 2
-    num_steps: int = 1
-    lr: float = 0.05
-    lr_scale: str = "value_rms"
-    ema_beta: float = 0.97
-    ema_init: str = "zero"
-    alpha_schedule: str = "switch"
-    kl_direction: str = "p_u"
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_eps: float = 1e-8
-    controller_scope: str = "video"
-    target_layer: int = -1
-    decode_after_update: bool = True
-    lite: bool = False
-    prune_ratio: float = 0.5
-    prune_scope: str = "per_layer"
+    # Each knob's help text lives here, once: the docstring, `vreason --help`, the README's knob table and the
+    # model cards' tables are generated from it (`vreason_hf.knobs` reads these lines with `ast`, so defaults,
+    # help texts and choices must stay literals).
+    update_every: int = field(
+        default=2,
+        metadata={
+            "help": "Run the optimiser every `update_every` generated tokens (the paper's *k*; k=2 was its most "
+            "accurate setting). Tokens 0, k, 2k, ... are update steps."
+        },
+    )
+    num_steps: int = field(
+        default=1,
+        metadata={
+            "help": "Adam steps per update. `0` disables V-Reason: decoding is then exactly the base model's."
+        },
+    )
+    lr: float = field(
+        default=0.05,
+        metadata={
+            "help": 'Adam learning rate. With `lr_scale="value_rms"` (default) it is relative to the '
+            "root-mean-square of the controlled value rows of each sample, so one value means the same on every "
+            "model (*ours*)."
+        },
+    )
+    lr_scale: str = field(
+        default="value_rms",
+        metadata={
+            "help": '`"value_rms"`: ΔV = rms(V_rows) · θ and Adam updates θ, making `lr` scale-free (*ours*). '
+            '`"absolute"`: Adam updates ΔV directly with step size `lr`.',
+            "choices": ("value_rms", "absolute"),
+        },
+    )
+    ema_beta: float = field(
+        default=0.97,
+        metadata={"help": "Smoothing of the entropy EMA, H_ema_k = β·H_ema_{k-1} + (1-β)·H_k (*ours*)."},
+    )
+    ema_init: str = field(
+        default="zero",
+        metadata={
+            "help": '`"zero"` starts the EMA at 0 like the paper\'s curves; `"first"` at the first token\'s '
+            "entropy (*ours*).",
+            "choices": ("zero", "first"),
+        },
+    )
+    alpha_schedule: str = field(
+        default="switch",
+        metadata={
+            "help": '`"switch"` is the paper\'s rule (α=+1 while the EMA is at its running peak, −1 below it); '
+            '`"minimize"` fixes α=−1 and `"maximize"` fixes α=+1 (the paper\'s ablations).',
+            "choices": ("switch", "minimize", "maximize"),
+        },
+    )
+    kl_direction: str = field(
+        default="p_u",
+        metadata={
+            "help": '`"p_u"`: L = α·KL(p‖U) = α·(log|V| − H(p)); `"u_p"`: L = α·KL(U‖p) (*ours*).',
+            "choices": ("p_u", "u_p"),
+        },
+    )
+    adam_beta1: float = field(default=0.9, metadata={"help": "Adam's first-moment decay."})
+    adam_beta2: float = field(default=0.999, metadata={"help": "Adam's second-moment decay."})
+    adam_eps: float = field(default=1e-8, metadata={"help": "Adam's epsilon."})
+    controller_scope: str = field(
+        default="video",
+        metadata={
+            "help": 'Which cached value rows the controller covers: `"video"` (the paper: video tokens), '
+            '`"visual"` (video and image tokens) or `"prompt"` (every prompt token, so text-only models '
+            "work too) (*ours*).",
+            "choices": ("video", "visual", "prompt"),
+        },
+    )
+    target_layer: int = field(
+        default=-1,
+        metadata={
+            "help": "Index of the decoder layer whose value cache is controlled (negative counts from the end). "
+            "The paper uses the last layer, and only the last layer is supported: only then does an optimiser "
+            "step need no more than that layer and the LM head. Checked against the model when decoding starts."
+        },
+    )
+    decode_after_update: bool = field(
+        default=True,
+        metadata={
+            "help": "After the optimiser steps, recompute the distribution with the new ΔV and pick the token "
+            "from it. `False` picks the token from the pre-update distribution and saves one last-layer pass "
+            "(*ours*)."
+        },
+    )
+    lite: bool = field(
+        default=False,
+        metadata={
+            "help": "V-Reason Lite: after prefill, drop the `prune_ratio` share of video tokens with the lowest "
+            "value norm from every layer's KV cache. Lite prunes video rows only, whatever `controller_scope` "
+            '(with `"visual"` the image rows stay, controlled and unpruned; with `"prompt"` every '
+            "surviving prompt row is controlled), so it needs a video in every sample. When rows were dropped, "
+            "token 0 is scored, optimised and chosen over the pruned cache: its logits are the last-layer replay "
+            "over it (the layers below ran on the full prompt); with nothing dropped they are the prefill's "
+            "(*ours*)."
+        },
+    )
+    prune_ratio: float = field(
+        default=0.5, metadata={"help": "Share of the video tokens Lite removes, in [0, 1)."}
+    )
+    prune_scope: str = field(
+        default="per_layer",
+        metadata={
+            "help": '`"per_layer"`: every layer ranks the video tokens by its own value norms; `"shared"`: '
+            "the target layer's ranking is used for every layer (*ours*).",
+            "choices": ("per_layer", "shared"),
+        },
+    )
 
     def __post_init__(self, **kwargs: Any) -> None:
         # Private names are transformers' (or another library's) bookkeeping, accepted as on assignment.
@@ -182,7 +218,7 @@ class VReasonConfig(PreTrainedConfig):
         # in the middle of a generation, and a typo must not be saved into config.json (which then cannot load).
         cls = type(self)
         if name in cls._knob_set():
-            problem = _knob_problem(name, value)
+            problem = _knob_problem(cls.__dataclass_fields__[name], value)
             if problem is not None:
                 raise ValueError(f"VReasonConfig: `{name}` {problem}, got {value!r}.")
         elif name in (getattr(cls, "sub_configs_defaults", None) or {}):
@@ -264,6 +300,30 @@ class VReasonConfig(PreTrainedConfig):
         """
         for name in self.knob_names():
             value = getattr(self, name)
-            problem = _knob_problem(name, value)
+            problem = _knob_problem(type(self).__dataclass_fields__[name], value)
             if problem is not None:
                 raise ValueError(f"VReasonConfig: `{name}` {problem}, got {value!r}.")
+
+
+def _docstring(cls: type[VReasonConfig]) -> str:
+    """The class docstring plus an HF-style `Args:` block made from the knob fields' help text."""
+    lines = [cls.__doc__.rstrip(), "", "    Args:"]
+    for knob in fields(cls):
+        if knob.name not in cls.knob_names():
+            continue
+        kind = getattr(knob.type, "__name__", knob.type)
+        default = (
+            f'`"{knob.default}"`'
+            if kind == "str"
+            else f"`{knob.default}`"
+            if kind == "bool"
+            else knob.default
+        )
+        lines.append(f"        {knob.name} (`{kind}`, *optional*, defaults to {default}):")
+        lines.append(
+            textwrap.fill(knob.metadata["help"], 118, initial_indent=" " * 12, subsequent_indent=" " * 12)
+        )
+    return "\n".join(lines) + "\n    "
+
+
+VReasonConfig.__doc__ = _docstring(VReasonConfig)

@@ -21,6 +21,7 @@ from typing import Any
 from .configuration_vreason import VReasonConfig
 from .generation.engine import as_vreason_config
 from .generation.hub_generate import GENERATION_CONFIG_KEY
+from .knobs import knob_table
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +29,8 @@ __all__ = [
     "MODEL_CARDS",
     "SUPPORTED_TRANSFORMERS",
     "build_custom_generate_dir",
-    "knob_descriptions",
     "render_model_card",
+    "render_recipe_card",
     "save_vreason_model",
 ]
 
@@ -110,15 +111,13 @@ def build_custom_generate_dir(out_dir: str | Path, *, overwrite: bool = False) -
     """
     root = _check_out_dir(out_dir, overwrite)
     _write_recipe_code(root)
-    (root / "README.md").write_text(RECIPE_CARD.read_text())
+    (root / "README.md").write_text(render_recipe_card())
     return root
 
 
-def knob_descriptions() -> dict[str, tuple[str, str]]:
-    """`{knob: (default as written in the card, description)}` from the recipe card's Additional Arguments table."""
-    section = RECIPE_CARD.read_text().split("## Additional Arguments", 1)[1].split("\n## ", 1)[0]
-    rows = re.findall(r"^\| `(\w+)` \| `(.+?)` \| (.+?) \|$", section, flags=re.M)
-    return {name: (default, description) for name, default, description in rows}
+def render_recipe_card() -> str:
+    """The recipe's model card: the template in `model_cards/` with the knob table generated from `VReasonConfig`."""
+    return string.Template(RECIPE_CARD.read_text()).substitute(knob_table=knob_table())
 
 
 def _modality(base_config: dict[str, Any]) -> str:
@@ -185,11 +184,7 @@ def render_model_card(
 
     from .loading import auto_model_class
 
-    descriptions = knob_descriptions()
-    lines = ["| argument | value in this repo | description |", "|---|---|---|"]
-    for name, value in config.knobs().items():
-        _, description = descriptions[name]
-        lines.append(f"| `{name}` | `{json.dumps(value)}` | {description} |")
+    table = knob_table(config.knobs(), headers=("argument", "value in this repo", "description"))
     modality = _modality(base_config)
     model_type = base_config.get("model_type", "unknown")
     architecture = (base_config.get("architectures") or [None])[0]
@@ -222,7 +217,7 @@ def render_model_card(
         base_model_text=base_text,
         generating_classes=" or ".join(classes),
         requirements=", ".join(f"`{r}`" for r in SUPPORTED_TRANSFORMERS),
-        knob_table="\n".join(lines),
+        knob_table=table,
         example=(_TEXT_EXAMPLE if modality == "text" else _VIDEO_EXAMPLE).format(repo_id=repo_id),
     )
 

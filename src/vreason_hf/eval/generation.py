@@ -21,7 +21,8 @@ import torch
 
 from ..configuration_vreason import VReasonConfig
 from ..generation import as_vreason_config, vreason_generate_kwargs
-from ..generation.objective import entropy, next_alpha, next_ema
+from ..generation.logits_process import RawLogitsRecorder
+from ..generation.objective import schedule_traces
 from .memory import PeakMemory
 
 logger = logging.getLogger(__name__)
@@ -92,30 +93,15 @@ class GenerationResult:
     batch_size: int = 1
 
 
-class _EntropyRecorder:
-    """Forward hook on the LM head recording, per row, the entropy of the last position's raw logits (plain decoding)."""
-
-    def __init__(self) -> None:
-        self.values: list[torch.Tensor] = []
-
-    def __call__(self, module: torch.nn.Module, args: Any, output: torch.Tensor) -> None:
-        logits = output[:, -1] if output.dim() == 3 else output  # (batch, vocab)
-        with torch.no_grad():
-            self.values.append(entropy(logits.detach()))  # (batch,), left on the device: no sync per token
-
-
 def _schedule_traces(entropies: list[float], config: VReasonConfig) -> tuple[list[float], list[float]]:
     """EMA and α the config's schedule would give on a fixed entropy sequence (used for plain decoding)."""
-    ema = torch.zeros(())
-    peak = torch.tensor(float("-inf"))
-    emas, alphas = [], []
-    for index, value in enumerate(entropies):
-        h = torch.tensor(value)
-        ema = h if index == 0 and config.ema_init == "first" else next_ema(ema, h, config.ema_beta)
-        peak = torch.maximum(peak, ema)
-        emas.append(float(ema))
-        alphas.append(float(next_alpha(ema, peak, config.alpha_schedule)))
-    return emas, alphas
+    emas, _, alphas = schedule_traces(
+        torch.tensor(entropies, dtype=torch.float32),
+        beta=config.ema_beta,
+        ema_init=config.ema_init,
+        schedule=config.alpha_schedule,
+    )
+    return emas.tolist(), alphas.tolist()
 
 
 def _to_model(inputs: Any, model: Any) -> Any:
@@ -200,12 +186,11 @@ def generate_batch(
             "The batch is right-padded; decoder-only generation needs left padding. Build it with "
             '`vreason_hf.inputs.build_batch_inputs` (or pass `padding_side="left"` to the processor).'
         )
-    recorder, handle = None, None
+    recorder = None
     if mode == "base":
         head = model.get_output_embeddings()
         if head is not None:
-            recorder = _EntropyRecorder()
-            handle = head.register_forward_hook(recorder)
+            recorder = RawLogitsRecorder(head, entropies=True)
     # A V-Reason model repo's own `generate` is told to decode plainly in mode "base".
     kwargs.update(vreason_generate_kwargs(None if mode == "base" else config, model=model))
     try:
@@ -215,16 +200,14 @@ def generate_batch(
             if memory.cuda_devices:
                 torch.cuda.synchronize(memory.cuda_devices[0])
             seconds = time.perf_counter() - start
+        steps = None if recorder is None else recorder.entropies()  # (batch, forwards)
     finally:
-        if handle is not None:
-            handle.remove()
+        if recorder is not None:
+            recorder.remove()
     new_tokens = out.sequences[:, prompt_len:].cpu()  # (batch, generated)
     lengths = _generated_lengths(new_tokens, _eos_ids(model, kwargs))
     tokenizer = getattr(processor, "tokenizer", None) or processor
-    if mode == "base":
-        steps = (
-            torch.stack(recorder.values, dim=1).cpu() if recorder is not None and recorder.values else None
-        )
+    steps = None if steps is None else steps.cpu()
     results = []
     for row, length in enumerate(lengths):
         ids = new_tokens[row, :length]

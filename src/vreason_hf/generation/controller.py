@@ -1,5 +1,6 @@
 # Copyright 2026 The vreason-hf contributors. Licensed under the Apache License, Version 2.0.
-"""The V-Reason controller: a per-sample ΔV on chosen value-cache rows of one layer, with its own Adam.
+"""The V-Reason controller: a per-sample ΔV on chosen value-cache rows of one layer, with its own Adam, and the
+choice of those rows ([`controlled_rows`]).
 
 The controller never writes into the cache. Given the raw cached values `V` it returns a new tensor in which the
 controlled rows are replaced by the norm-preserving update `(V + ΔV) / ‖V + ΔV‖ · ‖V‖`, so edits never compound.
@@ -8,11 +9,12 @@ controlled rows are replaced by the norm-preserving update `(V + ΔV) / ‖V + �
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["ValueController", "norm_preserving_update"]
+__all__ = ["ValueController", "controlled_rows", "norm_preserving_update"]
 
 
 def norm_preserving_update(values: torch.Tensor, delta: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -33,6 +35,63 @@ def norm_preserving_update(values: torch.Tensor, delta: torch.Tensor, eps: float
     """
     shifted = values + delta
     return shifted * (values.norm(dim=-1, keepdim=True) / shifted.norm(dim=-1, keepdim=True).clamp_min(eps))
+
+
+def controlled_rows(
+    model_config: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, scope: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""
+    Prompt positions the controller covers, per sample.
+
+    Args:
+        model_config (`PreTrainedConfig`): the model's config (for `video_token_id` / `image_token_id`).
+        input_ids (`torch.LongTensor` of shape `(batch, prompt_len)`): the prompt.
+        attention_mask (`torch.Tensor` of shape `(batch, prompt_len)`, *optional*): 0 on padding.
+        scope (`str`): `"video"`, `"visual"` or `"prompt"` (see [`VReasonConfig`]).
+
+    Returns:
+        `(rows, valid)`: `rows` of shape `(batch, max_rows)` with the positions (left-aligned, padded with 0) and
+        the boolean `valid` of the same shape.
+
+    Raises:
+        `ValueError`: a sample has no row in scope (e.g. no video tokens with `scope="video"`).
+    """
+    if scope == "prompt":
+        selected = (
+            attention_mask.bool()
+            if attention_mask is not None
+            else torch.ones_like(input_ids, dtype=torch.bool)
+        )
+    else:
+        token_ids = [getattr(model_config, "video_token_id", None)]
+        if scope == "visual":
+            token_ids.append(getattr(model_config, "image_token_id", None))
+        token_ids = [t for t in token_ids if t is not None]
+        if not token_ids:
+            raise ValueError(
+                f"`controller_scope={scope!r}` needs a vision-language model with a `video_token_id`, but "
+                f'`{type(model_config).__name__}` has none. For a text-only model use `controller_scope="prompt"`.'
+            )
+        selected = torch.isin(input_ids, torch.tensor(token_ids, device=input_ids.device))
+    counts = selected.sum(-1)
+    if bool((counts == 0).any()):
+        empty = (counts == 0).nonzero().flatten().tolist()
+        if scope == "prompt":
+            raise ValueError(
+                f"`controller_scope={scope!r}` found no prompt tokens in batch row(s) {empty}: their prompt is empty "
+                f"(no token, or an attention mask of zeros). Give every sample a non-empty prompt."
+            )
+        what = {"video": "video tokens", "visual": "video or image tokens"}[scope]
+        raise ValueError(
+            f"`controller_scope={scope!r}` found no {what} in the input of batch row(s) {empty}. Pass a video "
+            f"(through the processor, so the prompt holds its placeholder tokens) or use "
+            f'`controller_scope="prompt"` to control the prompt\'s value rows instead.'
+        )
+    width = int(counts.max())
+    # Stable sort puts the selected positions first, in order.
+    order = torch.sort((~selected).int(), dim=-1, stable=True).indices[:, :width]
+    valid = torch.arange(width, device=input_ids.device)[None, :] < counts[:, None]
+    return order, valid
 
 
 def _describe_rows(rows: torch.Tensor, valid: torch.Tensor) -> str:

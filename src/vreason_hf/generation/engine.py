@@ -7,27 +7,26 @@ when closed.
 
 Generations may overlap on one model (threads of a server): everything an engine changes is its own (its cache, its
 controller, its replay's records) except the parameters' `requires_grad` flags, which it freezes through a
-process-wide, lock-protected reference count, so the flags a user set come back when the last generation ends.
+process-wide, lock-protected reference count ([`~autograd.FROZEN_PARAMETERS`]), so the flags a user set come back
+when the last generation ends.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import threading
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..configuration_vreason import VReasonConfig
-from .controller import ValueController
+from .autograd import FROZEN_PARAMETERS
+from .controller import ValueController, controlled_rows
 from .lite import prune_cache, prune_last_position_mask
-from .objective import entropy, next_alpha, next_ema, switch_loss
+from .objective import entropy, schedule_step, switch_loss
 from .replay import ControlledDynamicLayer, LastLayerReplay
 
-__all__ = ["VReasonEngine", "as_vreason_config", "controlled_rows", "outside_inference_mode"]
+__all__ = ["VReasonEngine", "as_vreason_config"]
 
 
 def as_vreason_config(value: VReasonConfig | dict[str, Any] | None) -> VReasonConfig:
@@ -48,120 +47,6 @@ def as_vreason_config(value: VReasonConfig | dict[str, Any] | None) -> VReasonCo
     raise TypeError(
         f"`vreason_config` must be a VReasonConfig, a dict of its knobs or None, got {type(value).__name__}."
     )
-
-
-def controlled_rows(
-    model_config: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, scope: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""
-    Prompt positions the controller covers, per sample.
-
-    Args:
-        model_config (`PreTrainedConfig`): the model's config (for `video_token_id` / `image_token_id`).
-        input_ids (`torch.LongTensor` of shape `(batch, prompt_len)`): the prompt.
-        attention_mask (`torch.Tensor` of shape `(batch, prompt_len)`, *optional*): 0 on padding.
-        scope (`str`): `"video"`, `"visual"` or `"prompt"` (see [`VReasonConfig`]).
-
-    Returns:
-        `(rows, valid)`: `rows` of shape `(batch, max_rows)` with the positions (left-aligned, padded with 0) and
-        the boolean `valid` of the same shape.
-
-    Raises:
-        `ValueError`: a sample has no row in scope (e.g. no video tokens with `scope="video"`).
-    """
-    if scope == "prompt":
-        selected = (
-            attention_mask.bool()
-            if attention_mask is not None
-            else torch.ones_like(input_ids, dtype=torch.bool)
-        )
-    else:
-        token_ids = [getattr(model_config, "video_token_id", None)]
-        if scope == "visual":
-            token_ids.append(getattr(model_config, "image_token_id", None))
-        token_ids = [t for t in token_ids if t is not None]
-        if not token_ids:
-            raise ValueError(
-                f"`controller_scope={scope!r}` needs a vision-language model with a `video_token_id`, but "
-                f'`{type(model_config).__name__}` has none. For a text-only model use `controller_scope="prompt"`.'
-            )
-        selected = torch.isin(input_ids, torch.tensor(token_ids, device=input_ids.device))
-    counts = selected.sum(-1)
-    if bool((counts == 0).any()):
-        empty = (counts == 0).nonzero().flatten().tolist()
-        if scope == "prompt":
-            raise ValueError(
-                f"`controller_scope={scope!r}` found no prompt tokens in batch row(s) {empty}: their prompt is empty "
-                f"(no token, or an attention mask of zeros). Give every sample a non-empty prompt."
-            )
-        what = {"video": "video tokens", "visual": "video or image tokens"}[scope]
-        raise ValueError(
-            f"`controller_scope={scope!r}` found no {what} in the input of batch row(s) {empty}. Pass a video "
-            f"(through the processor, so the prompt holds its placeholder tokens) or use "
-            f'`controller_scope="prompt"` to control the prompt\'s value rows instead.'
-        )
-    width = int(counts.max())
-    # Stable sort puts the selected positions first, in order.
-    order = torch.sort((~selected).int(), dim=-1, stable=True).indices[:, :width]
-    valid = torch.arange(width, device=input_ids.device)[None, :] < counts[:, None]
-    return order, valid
-
-
-class _FrozenParameters:
-    """
-    `requires_grad=False` on parameters while at least one generation needs it, process-wide.
-
-    Each parameter's original flag is saved by the first generation that freezes it and restored by the last one
-    that releases it, under one lock, so overlapping generations (threads) never save each other's `False`.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._held: dict[int, list[Any]] = {}  # id(parameter) -> [parameter, original flag, users]
-
-    def freeze(self, parameters: Iterable[nn.Parameter]) -> list[nn.Parameter]:
-        """Freeze `parameters`; returns them, to be handed back to [`release`]."""
-        frozen = list(parameters)
-        with self._lock:
-            for p in frozen:
-                entry = self._held.get(id(p))
-                if entry is None:
-                    self._held[id(p)] = [p, p.requires_grad, 1]
-                    p.requires_grad_(False)
-                else:
-                    entry[2] += 1
-        return frozen
-
-    def release(self, parameters: list[nn.Parameter]) -> None:
-        with self._lock:
-            for p in parameters:
-                entry = self._held[id(p)]
-                entry[2] -= 1
-                if entry[2] == 0:
-                    del self._held[id(p)]
-                    p.requires_grad_(entry[1])
-
-
-_FROZEN = _FrozenParameters()
-
-
-def outside_inference_mode(function: Callable[..., Any]) -> Callable[..., Any]:
-    """
-    Run `function` outside `torch.inference_mode()` (grad stays off), since V-Reason needs autograd for its
-    controller; a no-op outside inference mode.
-
-    The tensors generate prepared under inference mode are only read, never modified in place, so they can be used
-    as they are (the replay copies those that autograd must save); what the function returns are ordinary tensors.
-    """
-
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not torch.is_inference_mode_enabled():
-            return function(*args, **kwargs)
-        with torch.inference_mode(False), torch.no_grad():  # leaving inference mode turns grad on: off again
-            return function(*args, **kwargs)
-
-    return wrapper
 
 
 class VReasonEngine:
@@ -223,7 +108,7 @@ class VReasonEngine:
         self._freeze = freeze
         self._frozen: list[nn.Parameter] = []
         if freeze == "model":
-            self._frozen = _FROZEN.freeze(model.parameters())
+            self._frozen = FROZEN_PARAMETERS.freeze(model.parameters())
 
     def _lite_rows(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
@@ -392,13 +277,16 @@ class VReasonEngine:
             self._first_nonfinite = torch.where(
                 bad & (self._first_nonfinite < 0), self.token_index, self._first_nonfinite
             )
-            if self.token_index == 0 and cfg.ema_init == "first":
-                ema = h
-            else:
-                ema = next_ema(self.ema, h, cfg.ema_beta)
-            self.ema = torch.where(unfinished, ema, self.ema)
-            self.peak = torch.where(unfinished, torch.maximum(self.peak, self.ema), self.peak)
-            alpha = next_alpha(self.ema, self.peak, cfg.alpha_schedule)
+            self.ema, self.peak, alpha = schedule_step(
+                self.ema,
+                self.peak,
+                h,
+                first=self.token_index == 0,
+                beta=cfg.ema_beta,
+                ema_init=cfg.ema_init,
+                schedule=cfg.alpha_schedule,
+                active=unfinished,
+            )
             nan = torch.full_like(h, float("nan"))
             self.traces["entropies"].append(torch.where(unfinished, h, nan))
             self.traces["ema_entropies"].append(torch.where(unfinished, self.ema, nan))
@@ -407,11 +295,11 @@ class VReasonEngine:
         decode = logits
         if self.update_due:
             self.check_finite()
-            frozen = _FROZEN.freeze(self.replay.parameters()) if self._freeze == "replay" else []
+            frozen = FROZEN_PARAMETERS.freeze(self.replay.parameters()) if self._freeze == "replay" else []
             try:
                 decode = self._update(logits, alpha * unfinished, unfinished)
             finally:
-                _FROZEN.release(frozen)
+                FROZEN_PARAMETERS.release(frozen)
         self.token_index += 1
         return decode.detach().float()
 
@@ -493,7 +381,7 @@ class VReasonEngine:
         if self.cache_layer is not None:
             ControlledDynamicLayer.uninstall(self.cache_layer)
         frozen, self._frozen = self._frozen, []
-        _FROZEN.release(frozen)
+        FROZEN_PARAMETERS.release(frozen)
 
     def __enter__(self) -> VReasonEngine:
         return self

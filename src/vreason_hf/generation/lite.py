@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from transformers.cache_utils import DynamicLayer
 
-__all__ = ["PrunedCache", "prune_cache", "prune_last_position_mask", "prune_video_rows"]
+__all__ = ["PrunedCache", "prune_cache", "prune_last_position_mask"]
 
 
 @dataclass
@@ -95,41 +95,20 @@ def prune_cache(
         else torch.ones(batch, seq_len, dtype=torch.long, device=device)
     )
     target = layers[target_index]
-
     shared_drop = None
     if scope == "shared":
         shared_drop = [_drop_order(target.values[b], rows[b, valid[b]], drops[b]) for b in range(batch)]
 
     new_mask = None
-    width = max(1, max(int(n) - d for n, d in zip(controlled_valid.sum(-1).tolist(), drops, strict=True)))
-    new_rows = torch.zeros(batch, width, dtype=torch.long, device=device)
-    new_valid = torch.zeros_like(new_rows, dtype=torch.bool)
-    target_index_map = target_real = None
     for layer in layers:
-        index = torch.zeros(batch, new_len, dtype=torch.long, device=device)
-        real = torch.zeros(batch, new_len, dtype=torch.bool, device=device)
-        for b in range(batch):
-            video = rows[b, valid[b]]
-            dropped = (
-                shared_drop[b] if shared_drop is not None else _drop_order(layer.values[b], video, drops[b])
-            )
-            keep = torch.ones(seq_len, dtype=torch.bool, device=device)
-            keep[dropped] = False
-            kept = keep.nonzero().squeeze(-1)  # sorted old positions
-            offset = new_len - kept.numel()  # left padding for samples that dropped fewer rows
-            index[b, offset:] = kept
-            real[b, offset:] = True
-            if layer is target:
-                ours = controlled_rows[b, controlled_valid[b]]
-                surviving = offset + torch.searchsorted(kept, ours[keep[ours]])
-                # Pad with distinct positions that are not controlled rows (padding must never alias a real row).
-                others = torch.ones(new_len, dtype=torch.bool, device=device)
-                others[surviving] = False
-                padding = others.nonzero().squeeze(-1)[: width - surviving.numel()]
-                new_rows[b] = torch.cat([surviving, padding])
-                new_valid[b, : surviving.numel()] = True
+        drop = (
+            shared_drop
+            if shared_drop is not None
+            else [_drop_order(layer.values[b], rows[b, valid[b]], drops[b]) for b in range(batch)]
+        )
+        keep, index, real = _slot_map(drop, seq_len, new_len)
         if layer is target:
-            target_index_map, target_real = index, real
+            target_keep, target_index_map, target_real = keep, index, real
         layer_mask = torch.where(real, mask.gather(1, index), torch.zeros_like(index, dtype=mask.dtype))
         if new_mask is None:
             new_mask = layer_mask
@@ -146,30 +125,50 @@ def prune_cache(
 
     if attention_mask is None and bool(new_mask.all()):
         new_mask = None
+    width = max(1, max(int(n) - d for n, d in zip(controlled_valid.sum(-1).tolist(), drops, strict=True)))
+    new_rows, new_valid = _surviving_rows(controlled_rows, controlled_valid, target_keep, new_len, width)
     return PrunedCache(new_mask, new_rows, new_valid, target_index_map, target_real, max(drops) > 0)
 
 
-def prune_video_rows(
-    layers: list[DynamicLayer],
-    rows: torch.Tensor,
-    valid: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    *,
-    prune_ratio: float,
-    scope: str = "per_layer",
-    target_index: int = -1,
-) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
-    r"""
-    [`prune_cache`] with the video rows as the controlled rows.
-
-    Returns:
-        `(attention_mask, rows, valid)`: the new 2D mask (`None` if it stays all ones) and the positions of the
-        surviving video rows in the pruned cache of `layers[target_index]`.
+def _slot_map(
+    drop: list[torch.Tensor], seq_len: int, new_len: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """
-    pruned = prune_cache(
-        layers, rows, valid, attention_mask, prune_ratio=prune_ratio, scope=scope, target_index=target_index
-    )
-    return pruned.attention_mask, pruned.rows, pruned.valid
+    One layer's pruning: `keep` `(batch, seq_len)`, the old positions that stay; `index` `(batch, new_len)`, the old
+    position each new slot holds; `real` `(batch, new_len)`, False on the left slots added to samples that drop
+    fewer rows than others (they hold position 0, masked).
+    """
+    batch, device = len(drop), drop[0].device
+    keep = torch.ones(batch, seq_len, dtype=torch.bool, device=device)
+    index = torch.zeros(batch, new_len, dtype=torch.long, device=device)
+    real = torch.zeros(batch, new_len, dtype=torch.bool, device=device)
+    for b, dropped in enumerate(drop):
+        keep[b, dropped] = False
+        kept = keep[b].nonzero().squeeze(-1)  # sorted old positions
+        offset = new_len - kept.numel()  # left padding for samples that dropped fewer rows
+        index[b, offset:] = kept
+        real[b, offset:] = True
+    return keep, index, real
+
+
+def _surviving_rows(
+    rows: torch.Tensor, valid: torch.Tensor, keep: torch.Tensor, new_len: int, width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions in the pruned cache of the controlled `rows` that `keep` keeps, left-aligned, padded to `width`."""
+    batch = keep.shape[0]
+    new_rows = torch.zeros(batch, width, dtype=torch.long, device=rows.device)
+    new_valid = torch.zeros_like(new_rows, dtype=torch.bool)
+    for b in range(batch):
+        kept = keep[b].nonzero().squeeze(-1)
+        ours = rows[b, valid[b]]
+        surviving = new_len - kept.numel() + torch.searchsorted(kept, ours[keep[b, ours]])
+        # Pad with distinct positions that are not controlled rows (padding must never alias a real row).
+        others = torch.ones(new_len, dtype=torch.bool, device=rows.device)
+        others[surviving] = False
+        padding = others.nonzero().squeeze(-1)[: width - surviving.numel()]
+        new_rows[b] = torch.cat([surviving, padding])
+        new_valid[b, : surviving.numel()] = True
+    return new_rows, new_valid
 
 
 def prune_last_position_mask(

@@ -1,5 +1,6 @@
 # Copyright 2026 The vreason-hf contributors. Licensed under the Apache License, Version 2.0.
-"""V-Reason as a `LogitsProcessor`, for composing with plain `generate`, pipelines and other recipes."""
+"""V-Reason as a `LogitsProcessor`, for composing with plain `generate`, pipelines and other recipes, and the LM-head
+hook that hands it (and plain decoding's entropy traces) the raw next-token logits."""
 
 from __future__ import annotations
 
@@ -10,10 +11,56 @@ import torch
 from transformers import LogitsProcessor
 
 from ..configuration_vreason import VReasonConfig
-from .engine import VReasonEngine, as_vreason_config, outside_inference_mode
+from .autograd import outside_inference_mode
+from .engine import VReasonEngine, as_vreason_config
+from .objective import entropy
 from .replay import LastLayerReplay
 
-__all__ = ["VReasonLogitsProcessor"]
+__all__ = ["RawLogitsRecorder", "VReasonLogitsProcessor"]
+
+
+class RawLogitsRecorder:
+    r"""
+    A forward hook on a model's LM head that keeps the raw next-token logits of every forward, per thread.
+
+    Logits processors only see scores after the processors before them; this hook sees what the LM head returned
+    (the last position, before any processor). Each thread reads only what its own forwards recorded, so threads
+    decoding with the same model at the same time never see each other's logits.
+
+    Args:
+        head (`nn.Module`): the LM head (`model.get_output_embeddings()`).
+        entropies (`bool`, *optional*, defaults to `False`): also record the entropy of every forward's
+            next-token distribution (see [`entropies`]); left on the device, so recording costs no sync.
+    """
+
+    def __init__(self, head: torch.nn.Module, *, entropies: bool = False) -> None:
+        self._entropies = entropies
+        self._local = threading.local()
+        self._handle = head.register_forward_hook(self._record)
+
+    def _record(self, module: torch.nn.Module, args: Any, output: torch.Tensor) -> None:
+        logits = (output[:, -1] if output.dim() == 3 else output).detach()  # (batch, vocab)
+        self._local.logits = logits
+        if self._entropies:
+            if not hasattr(self._local, "entropies"):
+                self._local.entropies = []
+            with torch.no_grad():
+                self._local.entropies.append(entropy(logits))  # (batch,)
+
+    @property
+    def logits(self) -> torch.Tensor | None:
+        """The calling thread's last raw next-token logits, `(batch, vocab_size)`, or `None` before any forward."""
+        return getattr(self._local, "logits", None)
+
+    def entropies(self) -> torch.Tensor | None:
+        """The calling thread's recorded entropies, `(batch, forwards)` (float32), or `None` if none were recorded."""
+        values = getattr(self._local, "entropies", None)
+        return torch.stack(values, dim=1) if values else None
+
+    def remove(self) -> None:
+        """Remove the hook and forget what was recorded."""
+        self._handle.remove()
+        self._local = threading.local()
 
 
 class VReasonLogitsProcessor(LogitsProcessor):
@@ -57,14 +104,10 @@ class VReasonLogitsProcessor(LogitsProcessor):
         # `any_thread`: the processor may be built in one thread and used by generate in another; each thread's
         # forwards are recorded apart, so a concurrent generate in another thread is never taken for this one.
         self.replay = LastLayerReplay(model, self.config.target_layer, any_thread=True)
-        self._raw = threading.local()  # `.logits`: the calling thread's last raw next-token logits
-        self._head_handle = self.replay.lm_head.register_forward_hook(self._record_logits)
+        self._raw = RawLogitsRecorder(self.replay.lm_head)
         self.engine: VReasonEngine | None = None
         self._cache: Any = None
         self._unfinished: torch.Tensor | None = None
-
-    def _record_logits(self, module: Any, args: Any, output: torch.Tensor) -> None:
-        self._raw.logits = output[:, -1].detach()
 
     def _start(self, input_ids: torch.Tensor, raw: torch.Tensor) -> None:
         if self.engine is not None:
@@ -81,7 +124,7 @@ class VReasonLogitsProcessor(LogitsProcessor):
 
     @outside_inference_mode  # V-Reason needs autograd, also when generate runs under torch.inference_mode()
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        raw = getattr(self._raw, "logits", None)
+        raw = self._raw.logits
         if raw is None or self.replay.cache is None:
             raise RuntimeError(
                 "VReasonLogitsProcessor saw no forward pass of its model; was it built for this model?"
@@ -108,9 +151,8 @@ class VReasonLogitsProcessor(LogitsProcessor):
 
     def close(self) -> None:
         """Remove the hooks from the model and release the last generation's controller."""
-        self._head_handle.remove()
+        self._raw.remove()
         self.replay.remove()
-        self._raw = threading.local()
         self._cache = None
         if self.engine is not None:
             self.engine.close()

@@ -12,7 +12,8 @@ from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteria
 from transformers.generation.utils import GenerateDecoderOnlyOutput
 
 from ..configuration_vreason import VReasonConfig
-from .engine import VReasonEngine, as_vreason_config, outside_inference_mode
+from .autograd import outside_inference_mode
+from .engine import VReasonEngine, as_vreason_config
 
 __all__ = ["VReasonGenerateOutput", "check_generation_config", "vreason_generate", "vreason_generate_kwargs"]
 
@@ -44,8 +45,12 @@ class VReasonGenerateOutput(GenerateDecoderOnlyOutput):
     controller_state: dict[str, torch.Tensor] | None = None
 
 
-def check_generation_config(generation_config: GenerationConfig) -> None:
+def check_generation_config(generation_config: GenerationConfig, synced_gpus: bool = False) -> None:
     """Raise a clear error for generation modes V-Reason does not implement."""
+    if synced_gpus:
+        raise ValueError(
+            "V-Reason does not support `synced_gpus=True` (DeepSpeed ZeRO-3 / FSDP lock-step decoding)."
+        )
     if (generation_config.num_beams or 1) > 1:
         raise ValueError(
             f"V-Reason decodes one hypothesis per sample; got `num_beams={generation_config.num_beams}`. Use greedy "
@@ -61,6 +66,29 @@ def check_generation_config(generation_config: GenerationConfig) -> None:
         )
     if generation_config.use_cache is False:
         raise ValueError("V-Reason edits the KV cache and needs `use_cache=True`.")
+
+
+class _StepOutputs:
+    """The per-step tensors `generate` returns with `return_dict_in_generate` and an `output_*` flag, as `_sample`."""
+
+    def __init__(self, generation_config: GenerationConfig) -> None:
+        return_dict = generation_config.return_dict_in_generate
+        self._kept: dict[str, list[Any] | None] = {
+            name: [] if return_dict and getattr(generation_config, f"output_{name}") else None
+            for name in ("scores", "logits", "attentions", "hidden_states")
+        }
+
+    def add(self, **values: Any) -> None:
+        for name, value in values.items():
+            if self._kept[name] is not None:
+                self._kept[name].append(value)
+
+    def scores(self) -> tuple[torch.Tensor, ...] | None:
+        """The processed scores so far (what stopping criteria receive), `None` when they are not kept."""
+        return tuple(self._kept["scores"] or ()) or None
+
+    def as_dict(self) -> dict[str, tuple[Any, ...] | None]:
+        return {name: None if values is None else tuple(values) for name, values in self._kept.items()}
 
 
 @outside_inference_mode  # V-Reason needs autograd, also when generate runs under torch.inference_mode()
@@ -110,22 +138,13 @@ def vreason_generate(
         `torch.LongTensor` of shape `(batch, prompt + generated)`, or [`VReasonGenerateOutput`] with
         `return_dict_in_generate=True`.
     """
-    if synced_gpus:
-        raise ValueError(
-            "V-Reason does not support `synced_gpus=True` (DeepSpeed ZeRO-3 / FSDP lock-step decoding)."
-        )
-    check_generation_config(generation_config)
+    check_generation_config(generation_config, synced_gpus)
     config = as_vreason_config(vreason_config)
     streamer = vreason_streamer if vreason_streamer is not None else streamer
     put_traces = getattr(streamer, "put_traces", None)  # optional: live per-token traces (see the docstring)
 
     pad_token_id = generation_config._pad_token_tensor
-    return_dict = generation_config.return_dict_in_generate
-    output_scores = return_dict and generation_config.output_scores
-    output_logits = return_dict and generation_config.output_logits
-    output_attentions = return_dict and generation_config.output_attentions
-    output_hidden_states = return_dict and generation_config.output_hidden_states
-    scores, raw_logits, attentions, hidden_states = [], [], [], []
+    kept = _StepOutputs(generation_config)
     has_eos_stopping_criteria = any(hasattr(criteria, "eos_token_id") for criteria in stopping_criteria)
     do_sample = generation_config.do_sample
 
@@ -145,18 +164,12 @@ def vreason_generate(
         logits = outputs.logits[:, -1].float()  # (batch, vocab): raw next-token logits of the prompt
         logits = engine.attach(model_kwargs.get("cache"), logits, model_kwargs)
         while True:
-            if output_attentions:
-                attentions.append(outputs.attentions)
-            if output_hidden_states:
-                hidden_states.append(outputs.hidden_states)
+            kept.add(attentions=outputs.attentions, hidden_states=outputs.hidden_states)
             del outputs
             decode_logits = engine.step(logits, unfinished)
             del logits
             next_token_scores = logits_processor(input_ids, decode_logits)
-            if output_scores:
-                scores.append(next_token_scores)
-            if output_logits:
-                raw_logits.append(decode_logits)
+            kept.add(scores=next_token_scores, logits=decode_logits)
 
             if do_sample:
                 next_tokens = torch.multinomial(next_token_scores.softmax(-1), num_samples=1).squeeze(1)
@@ -170,7 +183,7 @@ def vreason_generate(
                 put_traces(*latest, engine.optimizer_steps.cpu())
             if streamer is not None:
                 streamer.put(next_tokens.cpu())
-            unfinished = unfinished & ~stopping_criteria(input_ids, tuple(scores) or None)
+            unfinished = unfinished & ~stopping_criteria(input_ids, kept.scores())
             if not bool(unfinished.any()):
                 break
 
@@ -189,19 +202,13 @@ def vreason_generate(
         if streamer is not None:
             streamer.end()
 
-    if not return_dict:
+    if not generation_config.return_dict_in_generate:
         return input_ids
-    traces = engine.stacked_traces()
     return VReasonGenerateOutput(
         sequences=input_ids,
-        scores=tuple(scores) if output_scores else None,
-        logits=tuple(raw_logits) if output_logits else None,
-        attentions=tuple(attentions) if output_attentions else None,
-        hidden_states=tuple(hidden_states) if output_hidden_states else None,
         cache=model_kwargs.get("cache"),
-        entropies=traces["entropies"],
-        ema_entropies=traces["ema_entropies"],
-        alphas=traces["alphas"],
+        **kept.as_dict(),
+        **engine.stacked_traces(),
         optimizer_steps=engine.optimizer_steps,
         controller_state=engine.controller_state(),
     )

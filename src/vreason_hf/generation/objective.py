@@ -1,6 +1,9 @@
 # Copyright 2026 The vreason-hf contributors. Licensed under the Apache License, Version 2.0.
 """The entropy switching objective of V-Reason (SPEC section 3), as small pure functions.
 
+This is the one place the objective and its schedule (entropy, EMA, running peak, α) are written: the decoding
+loop, the plain-decoding traces of the evaluation, the benchmarks and the tests all call these functions.
+
 Every function takes and returns tensors without mutating its inputs; all maths is in float32.
 """
 
@@ -10,7 +13,15 @@ import math
 
 import torch
 
-__all__ = ["entropy", "kl_to_uniform", "next_alpha", "next_ema", "switch_loss"]
+__all__ = [
+    "entropy",
+    "kl_to_uniform",
+    "next_alpha",
+    "next_ema",
+    "schedule_step",
+    "schedule_traces",
+    "switch_loss",
+]
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -79,6 +90,90 @@ def next_alpha(ema: torch.Tensor, peak: torch.Tensor, schedule: str = "switch") 
     if schedule == "maximize":
         return torch.full_like(ema, 1.0, dtype=torch.float32)
     raise ValueError(f"`schedule` must be 'switch', 'minimize' or 'maximize', got {schedule!r}.")
+
+
+def schedule_step(
+    ema: torch.Tensor,
+    peak: torch.Tensor,
+    h: torch.Tensor,
+    *,
+    first: bool,
+    beta: float,
+    ema_init: str = "zero",
+    schedule: str = "switch",
+    active: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""
+    One generated token of the entropy schedule (SPEC section 3): the new EMA, running peak and α.
+
+    Args:
+        ema (`torch.Tensor` of shape `(...)`):
+            H_ema_{k-1}, the smoothed entropy so far (zeros before the first token).
+        peak (`torch.Tensor` of shape `(...)`):
+            H_peak_{k-1}, its running maximum so far (`-inf` before the first token).
+        h (`torch.Tensor` of shape `(...)`):
+            H_k, the entropy of this token's distribution.
+        first (`bool`):
+            Whether this is the first generated token (k = 0), where `ema_init="first"` starts the EMA at H_0.
+        beta (`float`):
+            EMA smoothing: H_ema_k = β · H_ema_{k-1} + (1 − β) · H_k.
+        ema_init (`str`, *optional*, defaults to `"zero"`):
+            `"zero"`: the first token is an ordinary EMA step from `ema` (0); `"first"`: H_ema_0 = H_0.
+        schedule (`str`, *optional*, defaults to `"switch"`):
+            See [`next_alpha`].
+        active (`torch.BoolTensor` of shape `(...)`, *optional*):
+            Entries still generating; the others keep their EMA and peak (their α is computed from the kept
+            values, and callers zero it). All entries are active by default.
+
+    Returns:
+        `tuple[torch.Tensor, torch.Tensor, torch.Tensor]`: `(ema, peak, alpha)` after this token, float32; the peak
+        includes this token, and α compares the two (+1 at the running peak, ties included, −1 below it).
+    """
+    if ema_init not in ("zero", "first"):
+        raise ValueError(f"`ema_init` must be 'zero' or 'first', got {ema_init!r}.")
+    new = h.to(torch.float32, copy=True) if first and ema_init == "first" else next_ema(ema, h, beta)
+    if active is not None:
+        new = torch.where(active, new, ema.float())
+        peak = torch.where(active, torch.maximum(peak.float(), new), peak.float())
+    else:
+        peak = torch.maximum(peak.float(), new)
+    return new, peak, next_alpha(new, peak, schedule)
+
+
+def schedule_traces(
+    entropies: torch.Tensor, *, beta: float, ema_init: str = "zero", schedule: str = "switch"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""
+    The schedule over a whole entropy sequence: [`schedule_step`] from EMA 0 and peak `-inf`, token by token.
+
+    This is what V-Reason's decoding loop computes as it goes; on the entropies of plain decoding it gives the EMA
+    and α the schedule *would* take (nothing is optimised).
+
+    Args:
+        entropies (`torch.Tensor` of shape `(..., tokens)`):
+            H_0, H_1, ... along the last dimension (leading dimensions are independent sequences).
+        beta (`float`), ema_init (`str`, *optional*, defaults to `"zero"`), schedule (`str`, *optional*, defaults
+        to `"switch"`):
+            As in [`schedule_step`].
+
+    Returns:
+        `tuple[torch.Tensor, torch.Tensor, torch.Tensor]`: `(emas, peaks, alphas)`, each of the shape of
+        `entropies`, float32.
+    """
+    ema = torch.zeros(entropies.shape[:-1], device=entropies.device)
+    peak = torch.full_like(ema, float("-inf"))
+    emas, peaks, alphas = [], [], []
+    for k in range(entropies.shape[-1]):
+        ema, peak, alpha = schedule_step(
+            ema, peak, entropies[..., k], first=k == 0, beta=beta, ema_init=ema_init, schedule=schedule
+        )
+        emas.append(ema)
+        peaks.append(peak)
+        alphas.append(alpha)
+    if not emas:
+        empty = torch.zeros(entropies.shape, device=entropies.device)
+        return empty, empty.clone(), empty.clone()
+    return torch.stack(emas, -1), torch.stack(peaks, -1), torch.stack(alphas, -1)
 
 
 def switch_loss(logits: torch.Tensor, alpha: torch.Tensor, direction: str = "p_u") -> torch.Tensor:

@@ -235,7 +235,12 @@ class LastLayerReplay:
         """The layer's keyword arguments of the calling thread's last forward, sliced to the last position."""
         return self._record_of_thread.kwargs
 
-    def _record(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
+    def _record(self, module: nn.Module, args: tuple, kwargs: dict[str, Any] | None = None) -> None:
+        if kwargs is None:
+            # torch registers (and removes) a kwargs hook in two dicts, one after the other: a forward running in
+            # another thread meanwhile calls it without kwargs. That forward is never this replay's generation,
+            # which starts only after the hook is registered and ends before it is removed.
+            return
         if self._owner is not None and threading.get_ident() != self._owner:
             return  # another thread's forward: another generation
         record = self._record_of_thread
