@@ -32,7 +32,7 @@ from safetensors.torch import load_file, save_file
 from .configuration_vreason import VReasonConfig
 from .generation.controller import ValueController
 from .generation.engine import as_vreason_config
-from .generation.loop import VReasonGenerateOutput, vreason_generate
+from .generation.loop import VReasonGenerateOutput, vreason_generate_kwargs
 from .generation.replay import resolve_decoder_parts
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "ControllerConfig", "VReasonControllerModel"]
@@ -297,7 +297,7 @@ class VReasonControllerModel:
             *args, **kwargs: the base model's `generate` arguments.
         """
         if self._disabled:
-            return self.model.generate(*args, **kwargs)
+            return self.model.generate(*args, **vreason_generate_kwargs(None, model=self.model), **kwargs)
         if mode not in _MODES:
             raise ValueError(f"`mode` must be one of {', '.join(map(repr, _MODES))}, got {mode!r}.")
         knobs = self.config.vreason_config().knobs()
@@ -305,8 +305,7 @@ class VReasonControllerModel:
             knobs["num_steps"] = 0
         return self.model.generate(
             *args,
-            custom_generate=vreason_generate,
-            vreason_config=knobs,
+            **vreason_generate_kwargs(knobs, model=self.model),
             vreason_initial_state=self.initial_state if mode == "replay" else self.state,
             **kwargs,
         )
