@@ -223,10 +223,10 @@ def vreason() -> ConsoleScript:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random Qwen2.5-VL saved with `save_pretrained` (model + processor): a `--model` folder."""
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_qwen2_5_vl) -> Path:
+    """The tiny random Qwen2.5-VL saved with `save_pretrained` (model + processor): a `--model` folder."""
     folder = tmp_path_factory.mktemp("tiny-qwen2_5_vl")
-    model, processor = build_tiny_qwen2_5_vl()
+    model, processor = tiny_qwen2_5_vl
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
