@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import torch
 
 from vreason_hf import VReasonConfig, build_inputs, vreason_generate
-from vreason_hf.compare import post_peak_entropy
+from vreason_hf.eval import post_peak_entropy
 from vreason_hf.testing import build_tiny_qwen2_5_vl, load_smollm2, real_clip_path
 from vreason_hf.video import load_video
 

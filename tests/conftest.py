@@ -8,14 +8,17 @@ directly for a private copy (they take well under a second).
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 
 # Before anything imports transformers / huggingface_hub: never touch the network.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
@@ -136,3 +139,94 @@ def video_inputs() -> Callable[..., Any]:
         return build_inputs(processor, question, video=frames, video_metadata=metadata)
 
     return factory
+
+
+# --------------------------------------------------------------------------------------------------
+# The `vreason` command (tests/test_cli*.py)
+# --------------------------------------------------------------------------------------------------
+
+
+class CommandResult(NamedTuple):
+    """What a `vreason` command did (the field names of `subprocess.CompletedProcess`; unpacks as a tuple)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def assert_one_line_error(self, *fragments: str, status: int | None = None) -> None:
+        """A failure reported as one ``Error: ...`` line on stderr, without a traceback, holding `fragments`."""
+        assert self.returncode != 0 if status is None else self.returncode == status, self.stderr
+        assert "Traceback" not in self.stderr
+        lines = [line for line in self.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("Error: "), self.stderr
+        for fragment in fragments:
+            assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture) -> Iterator[Callable[[list[str]], CommandResult]]:
+    """Run `vreason_hf.cli.main` in-process: no interpreter start-up, for tests of parsing, help and errors.
+
+    `main` quiets transformers' logging (verbosity, progress bars): it is restored afterwards for the other tests.
+    """
+    from transformers.utils import logging as hf_logging
+
+    from vreason_hf.cli import main
+
+    def run(argv: list[str]) -> CommandResult:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        out = capsys.readouterr()
+        return CommandResult(exit_info.value.code, out.out, out.err)
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    yield run
+    hf_logging.set_verbosity(verbosity)
+    if bars:
+        hf_logging.enable_progress_bar()
+
+
+# One intra-op thread per child: tiny models gain nothing from more, and on a busy 2-core runner several
+# processes with 2 threads each spend most of their time contending for the cores.
+_CHILD_ENV = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+class ConsoleScript:
+    """The installed `vreason` console script, run in a subprocess (one intra-op thread, no network)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        return subprocess.Popen(
+            [self.path, *args],
+            env={**os.environ, **_CHILD_ENV, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def __call__(self, *args: str, env: dict[str, str] | None = None, timeout: int = 240) -> CommandResult:
+        process = self.popen(*args, env=env)
+        stdout, stderr = process.communicate(timeout=timeout)
+        return CommandResult(process.returncode, stdout, stderr)
+
+
+@pytest.fixture(scope="session")
+def vreason() -> ConsoleScript:
+    """The installed `vreason` console script (the test is skipped when it is not installed: `pip install -e .`)."""
+    script = Path(sys.executable).with_name("vreason")
+    path = str(script) if script.is_file() else shutil.which("vreason")
+    if path is None:
+        pytest.skip("the `vreason` console script is not installed (pip install -e .)")
+    return ConsoleScript(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_qwen2_5_vl) -> Path:
+    """The tiny random Qwen2.5-VL saved with `save_pretrained` (model + processor): a `--model` folder."""
+    folder = tmp_path_factory.mktemp("tiny-qwen2_5_vl")
+    model, processor = tiny_qwen2_5_vl
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder

@@ -26,7 +26,8 @@ import torch
 
 from vreason_hf import VReasonConfig
 from vreason_hf.app import compare_answers
-from vreason_hf.cli import _load_model, main
+from vreason_hf.cli import main
+from vreason_hf.loading import load_model
 
 pytest.importorskip("gradio", reason="the app needs the `app` extra: pip install 'vreason-hf[app]'")
 gradio_client = pytest.importorskip("gradio_client")
@@ -166,7 +167,7 @@ def servers(tmp_path_factory, tiny_dir, space_dir, real_clip):
 @pytest.fixture(scope="module")
 def reference(tiny_dir, real_clip):
     """What the library answers in this process, from the same folder, with the apps' settings."""
-    model, processor = _load_model(
+    model, processor = load_model(
         str(tiny_dir), device="cpu", dtype="auto", device_map=None, trust_remote_code=False
     )
     *_, (plain, vreason) = compare_answers(

@@ -1,146 +1,171 @@
-"""The `vreason` command. Subprocess tests run the real console script; the rest call `vreason_hf.cli.main`.
+"""The `vreason` command's application (`vreason_hf.cli.root`, `.common`), its console-script entry point
+(`_vreason_hf_cli`) and the light `import vreason_hf` it relies on. One module per command: tests/test_cli_*.py.
 
-Every subprocess pays about 5 s of interpreter, torch and transformers start-up, so the tests that only check
-parsing, help or error formatting call the same entry point in-process.
+Subprocess tests pay the interpreter's start-up (and torch's and transformers', where they are imported), so the
+tests that only check parsing, help or error formatting call `vreason_hf.cli.main` in-process (the `cli` fixture).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
+import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
+import typer
 
+import _vreason_hf_cli
+import vreason_hf
 from vreason_hf import VReasonConfig
+from vreason_hf._registration import DEFER_REGISTRATION_ENV
 from vreason_hf.cli import app, main
-from vreason_hf.eval import read_records
-from vreason_hf.testing import build_tiny_qwen2_5_vl
+from vreason_hf.knobs import knob_fields
 
-_BIN = Path(sys.executable).with_name("vreason")
-VREASON = str(_BIN) if _BIN.is_file() else shutil.which("vreason")
-pytestmark = pytest.mark.skipif(
-    VREASON is None, reason="the `vreason` console script is not installed (pip install -e .)"
-)
+ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ("demo", "run", "eval", "plot", "export-recipe", "app", "export-space")
-FAST = ["--max-new-tokens", "4", "--num-frames", "4"]
-# One intra-op thread per child: tiny models gain nothing from more, and on a busy 2-core runner several
-# processes with 2 threads each spend most of their time contending for the cores.
-CHILD_ENV = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+KNOB_COMMANDS = ("run", "eval", "app", "export-space")
+
+# Runs every `--help` through the console script's entry point in one fresh interpreter, then loads a model.
+_DRIVER = textwrap.dedent(
+    """
+    import contextlib, io, json, os, sys
+    import _vreason_hf_cli
+
+    helps = {}
+    for argv in [["--help"], *([command, "--help"] for command in sys.argv[2:])]:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            try:
+                _vreason_hf_cli.main(argv)
+            except SystemExit as exit:
+                helps[" ".join(argv)] = [exit.code, out.getvalue()]
+    imported = sorted(name for name in ("torch", "transformers") if name in sys.modules)
+    variable_left = os.environ.get(_vreason_hf_cli.DEFER_REGISTRATION_ENV)
+
+    from transformers import AutoConfig
+    from transformers.pipelines import PIPELINE_REGISTRY
+    from vreason_hf.loading import load_model
+
+    registered_before = "video-text-to-text" in PIPELINE_REGISTRY.supported_tasks
+    load_model(sys.argv[1], device="cpu", progress=False)
+    print(json.dumps({
+        "helps": helps,
+        "imported": imported,
+        "variable_left": variable_left,
+        "registered_before": registered_before,
+        "task": PIPELINE_REGISTRY.supported_tasks["video-text-to-text"]["impl"].__module__,
+        "config": type(AutoConfig.for_model("vreason")).__module__,
+    }))
+    """
+)
 
 
-def vreason(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 240):
-    """Run the real console script."""
-    return subprocess.run(
-        [VREASON, *args],
+def _python(code: str, *args: str) -> dict:
+    """Run `code` in a fresh interpreter (one thread, offline); return the JSON it prints last."""
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
-        cwd=cwd,
-        env={**os.environ, **CHILD_ENV, **(env or {})},
-        timeout=timeout,
+        env={
+            **{k: v for k, v in os.environ.items() if k != DEFER_REGISTRATION_ENV},
+            "HF_HUB_OFFLINE": "1",
+            "OMP_NUM_THREADS": "1",
+        },
+        timeout=240,
     )
-
-
-@pytest.fixture(autouse=True)
-def _restore_transformers_logging():
-    """In-process `main` quiets transformers (verbosity, progress bars): restore it for the other tests."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    yield
-    hf_logging.set_verbosity(verbosity)
-    if bars:
-        hf_logging.enable_progress_bar()
-
-
-def call(argv: list[str], capsys) -> tuple[int, str, str]:
-    """Run `vreason_hf.cli.main` in-process; return (exit status, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
-
-
-def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
-    assert code != 0
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0]
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    """A tiny random Qwen2.5-VL saved with `save_pretrained` (model + processor)."""
-    folder = tmp_path_factory.mktemp("tiny-qwen2_5_vl")
-    model, processor = build_tiny_qwen2_5_vl()
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def data_file(tmp_path_factory, real_clip) -> Path:
-    """A Video-R1-style file with one multiple-choice, one numerical and one regression item on a real clip."""
-    folder = tmp_path_factory.mktemp("data")
-    samples = [
-        {
-            "problem_id": 1,
-            "problem": "What are the people riding?",
-            "options": ["A. bicycles", "B. horses"],
-            "problem_type": "multiple choice",
-            "data_type": "video",
-            "path": f"./{real_clip.name}",
-            "solution": "<answer>A</answer>",
-        },
-        {
-            "problem_id": 2,
-            "problem": "How many riders are there?",
-            "problem_type": "numerical",
-            "data_type": "video",
-            "path": f"./{real_clip.name}",
-            "solution": "<answer>3</answer>",
-        },
-        {
-            "problem_id": 3,
-            "problem": "How long is the road, in metres?",
-            "problem_type": "regression",
-            "data_type": "video",
-            "path": f"./{real_clip.name}",
-            "solution": "<answer>25</answer>",
-        },
-    ]
-    path = folder / "eval_bikes.json"
-    path.write_text(json.dumps(samples))
-    return path
-
-
-# --------------------------------------------------------------------------------------------------
-# Help
-# --------------------------------------------------------------------------------------------------
-
-
-def test_console_script_help_lists_the_commands():
-    result = vreason("--help")
     assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+# --------------------------------------------------------------------------------------------------
+# Help without torch; registration where it is needed
+# --------------------------------------------------------------------------------------------------
+
+
+def test_help_imports_neither_torch_nor_transformers_and_loading_registers(tiny_model_dir):
+    report = _python(_DRIVER, str(tiny_model_dir), *COMMANDS)
+    helps = report["helps"]
+    assert report["imported"] == []  # after `vreason --help` and every `vreason <command> --help`
+    assert report["variable_left"] is None  # removed again: child processes register as usual
+    assert {argv: code for argv, (code, _) in helps.items()} == dict.fromkeys(helps, 0)
+    helps = {argv: out for argv, (_, out) in helps.items()}
     for command in COMMANDS:
-        assert f"  {command} " in result.stdout
+        assert f"  {command} " in helps["--help"]
+        assert helps[f"{command} --help"].startswith(f"Usage: vreason {command} ")
+    for command in KNOB_COMMANDS:  # every knob with its help text and its default, from `vreason_hf.knobs`
+        text = _flat(helps[f"{command} --help"])
+        for knob in knob_fields():
+            assert _flat(f"{knob.help.replace('*', '')} [config default: {knob.default}]") in text, knob.name
+    # The console script's `import vreason_hf` did not register; loading a model did.
+    assert report["registered_before"] is False
+    assert report["task"] == "vreason_hf.pipelines.video_text_to_text"
+    assert report["config"] == "vreason_hf.configuration_vreason"
 
 
-def test_every_command_help_lists_every_option(capsys):
-    import typer
+def test_import_registers_the_config_and_the_pipeline_task():
+    report = _python(
+        "import json, vreason_hf\n"
+        "from transformers import AutoConfig\n"
+        "from transformers.pipelines import PIPELINE_REGISTRY\n"
+        "print(json.dumps({'task': PIPELINE_REGISTRY.supported_tasks['video-text-to-text']['impl'].__module__,"
+        " 'config': type(AutoConfig.for_model('vreason')).__module__}))"
+    )
+    assert report == {
+        "task": "vreason_hf.pipelines.video_text_to_text",
+        "config": "vreason_hf.configuration_vreason",
+    }
 
+
+@pytest.mark.parametrize("before", [None, "0"], ids=["unset", "set"])
+def test_entry_point_restores_the_defer_variable(monkeypatch, capsys, before):
+    if before is None:
+        monkeypatch.delenv(DEFER_REGISTRATION_ENV, raising=False)
+    else:
+        monkeypatch.setenv(DEFER_REGISTRATION_ENV, before)
+    with pytest.raises(SystemExit) as exit_info:
+        _vreason_hf_cli.main(["--help"])
+    assert exit_info.value.code == 0 and "Usage: vreason " in capsys.readouterr().out
+    assert os.environ.get(DEFER_REGISTRATION_ENV) == before
+
+
+def test_console_script_is_the_entry_module():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["vreason"] == "_vreason_hf_cli:main"
+    assert "_vreason_hf_cli" in project["tool"]["setuptools"]["py-modules"]
+    # It cannot import the name from the package (that would import `vreason_hf` first): the copies agree.
+    assert _vreason_hf_cli.DEFER_REGISTRATION_ENV == DEFER_REGISTRATION_ENV
+
+
+def test_public_names_are_imported_on_first_use():
+    assert vreason_hf.__all__ == sorted(vreason_hf.__all__)
+    assert set(vreason_hf.__all__) <= set(dir(vreason_hf))
+    for name in vreason_hf.__all__:
+        value = getattr(vreason_hf, name)
+        if name != "__version__":
+            assert value.__name__ == name and value.__module__.startswith("vreason_hf."), name
+    with pytest.raises(AttributeError, match=r"module 'vreason_hf' has no attribute 'VReasonConfg'"):
+        vreason_hf.VReasonConfg  # noqa: B018
+
+
+# --------------------------------------------------------------------------------------------------
+# Help and syntax errors
+# --------------------------------------------------------------------------------------------------
+
+
+def test_every_command_help_lists_every_option(cli):
     group = typer.main.get_command(app)
-    assert set(group.commands) == set(COMMANDS)
+    assert list(group.commands) == list(COMMANDS)  # in this order in `vreason --help`
     knobs = {f"--{name.replace('_', '-')}" for name in VReasonConfig.knob_names()}
     for name, command in group.commands.items():
-        code, out, _ = call([name, "--help"], capsys)
+        code, out, _ = cli([name, "--help"])
         assert code == 0
         options = {
             opt
@@ -150,229 +175,32 @@ def test_every_command_help_lists_every_option(capsys):
         }
         missing = sorted(opt for opt in options if opt not in out)
         assert not missing, f"`vreason {name} --help` lacks {missing}"
-        if name in ("run", "eval"):
-            assert knobs <= options  # one option per VReasonConfig knob, generated from the config
+        assert (knobs <= options) is (name in KNOB_COMMANDS)  # one option per VReasonConfig knob
+        if name in KNOB_COMMANDS:
             assert "[config default: 0.97]" in " ".join(out.split())  # ema_beta's default, from the config
 
 
-# --------------------------------------------------------------------------------------------------
-# run
-# --------------------------------------------------------------------------------------------------
-
-
-def test_run_compare_prints_both_answers_and_saves_the_plot(tiny_model_dir, real_clip, tmp_path):
-    png = tmp_path / "trace.png"
-    result = vreason(
-        "run", "--model", str(tiny_model_dir), "--video", str(real_clip), "--question", "What happens?",
-        "--compare", "--plot", str(png), "--lr", "0.1", *FAST,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
-    assert "Video: bikes.mp4, 4 of 250 frames" in out
-    assert "\n[base]\n" in out and "\n[V-Reason]\n" in out
-    table = [re.split(r"\s{2,}", line.strip()) for line in out.split("\nmode ", 1)[1].splitlines()[:3]]
-    assert table[0] == [
-        "output tokens",
-        "post-peak entropy",
-        "Adam steps",
-        "seconds",
-        "tokens/s",
-        "peak memory MB",
-    ]
-    assert table[1][0] == "base" and table[1][3] == "0"
-    assert table[2][0] == "V-Reason" and int(table[2][3]) > 0
-    assert all(float(row[-1]) > 0 for row in table[1:])  # the process's peak RSS: measured, never 0
-    assert png.stat().st_size > 10_000
-    assert "Traceback" not in result.stderr
+def test_no_arguments_prints_the_help(cli):
+    code, out, err = cli([])
+    assert code == 0 and out.startswith("Usage: vreason ") and err == ""
 
 
 @pytest.mark.parametrize(
-    ("args", "fragments"),
+    ("argv", "fragments"),
     [
-        (["--video", "missing.mp4"], ["Video file not found: 'missing.mp4'"]),
+        (["nope"], ["No such command 'nope'", "(see `vreason --help`)"]),
+        (["run"], ["Missing option '--model'", "(see `vreason run --help`)"]),
+        (["plot", "a.jsonl", "--min-samples", "x"], ["Invalid value for '--min-samples'"]),
     ],
-    ids=["missing-video"],
+    ids=["unknown-command", "missing-option", "bad-type"],
 )
-def test_console_script_user_errors_are_one_line(tiny_model_dir, real_clip, args, fragments):
-    base = ["run", "--model", str(tiny_model_dir), "--question", "Why?", "--video", str(real_clip)]
-    result = vreason(*base, *args)
-    assert_one_line_error(result.returncode, result.stderr, *fragments)
+def test_syntax_errors_are_one_line_with_status_2(cli, argv, fragments):
+    cli(argv).assert_one_line_error(*fragments, status=2)
 
 
-@pytest.mark.parametrize(
-    ("args", "fragments", "status"),
-    [
-        (["--num-frames", "4", "--fps", "2"], ["`--num-frames` and `--fps` are mutually exclusive"], 1),
-        (["--lr", "fast"], ["Invalid value for '--lr'", "vreason run --help"], 2),
-        (["--update-every", "0"], ["`update_every` must be >= 1"], 1),
-        (["--alpha-schedule", "sometimes"], ["`alpha_schedule` must be one of", "'sometimes'"], 1),
-        (["--no-such-option"], ["No such option: --no-such-option"], 2),
-        (["--model", "./no/such/folder"], ["Model folder not found: './no/such/folder'"], 1),
-    ],
-    ids=["frames-and-fps", "knob-type", "knob-range", "knob-choice", "unknown-option", "missing-model"],
-)
-def test_run_user_errors_are_one_line(tiny_model_dir, real_clip, capsys, args, fragments, status):
-    base = ["run", "--model", str(tiny_model_dir), "--question", "Why?", "--video", str(real_clip)]
-    code, _, err = call(base + args, capsys)
-    assert code == status
-    assert_one_line_error(code, err, *fragments)
-
-
-def test_run_without_video_needs_prompt_scope(tiny_model_dir, capsys):
-    code, _, err = call(["run", "--model", str(tiny_model_dir), "--question", "Why?"], capsys)
-    assert_one_line_error(code, err, "--controller-scope prompt")
-
-
-# --------------------------------------------------------------------------------------------------
-# eval
-# --------------------------------------------------------------------------------------------------
-
-
-def _eval_args(model_dir: Path, data: Path, output: Path, *extra: str) -> list[str]:
-    return ["eval", "--model", str(model_dir), "--data", str(data), "--output", str(output), *FAST, *extra]
-
-
-def test_eval_end_to_end_resumes_a_killed_run_without_duplicates(
-    tiny_model_dir, data_file, real_clip, tmp_path
-):
-    output = tmp_path / "results.jsonl"
-    args = _eval_args(tiny_model_dir, data_file, output, "--video-root", str(real_clip.parent), "--compare")
-    first = vreason(*args, "--limit", "2")
-    assert first.returncode == 0, first.stderr
-    assert [(r["index"], r["mode"]) for r in read_records(output)] == [
-        (0, "base"),
-        (0, "vreason"),
-        (1, "base"),
-        (1, "vreason"),
-    ]
-    with open(output, "a") as handle:  # killed in the middle of writing the next record
-        handle.write('{"id": "000002-0123456789ab", "dataset": "bikes", "mo')
-    second = vreason(*args)
-    assert second.returncode == 0, second.stderr
-    assert "4 record(s) already in the results, skipped" in second.stderr
-    records = read_records(output)
-    keys = [(r["index"], r["mode"]) for r in records]
-    assert sorted(keys) == [(i, m) for i in range(3) for m in ("base", "vreason")] and len(set(keys)) == 6
-    assert {r["dataset"] for r in records} == {"bikes"}  # named after eval_bikes.json
-    assert all(json.loads(line) for line in output.read_text().splitlines())
-    # The summary table (stdout) and its files next to the results.
-    assert "| bikes | base | 3 |" in second.stdout
-    assert "| bikes | vreason | 3 |" in second.stdout
-    summary = json.loads(output.with_suffix(".summary.json").read_text())
-    assert summary["per_dataset"]["bikes"]["vreason"]["n_regression"] == 1
-    assert output.with_suffix(".summary.md").read_text() in second.stdout
-
-
-def test_eval_data_parallel_shards_merge_every_sample_once(tiny_model_dir, data_file, real_clip, tmp_path):
-    """Two processes with RANK / WORLD_SIZE (as torchrun / accelerate launch set them) split and merge the work,
-    each batching its own shard."""
-    output = tmp_path / "results.jsonl"
-    args = _eval_args(
-        tiny_model_dir,
-        data_file,
-        output,
-        "--video-root",
-        str(real_clip.parent),
-        "--no-progress",
-        "--batch-size",
-        "2",
-    )
-    env = {**os.environ, **CHILD_ENV, "WORLD_SIZE": "2"}
-    processes = [
-        subprocess.Popen(
-            [VREASON, *args],
-            env={**env, "RANK": str(rank)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for rank in (0, 1)
-    ]
-    outputs = [process.communicate(timeout=240) for process in processes]
-    for process, (_, err) in zip(processes, outputs, strict=True):
-        assert process.returncode == 0, err
-    assert sum("merging the rank files" in err for _, err in outputs) >= 1
-    assert [(r["index"], r["batch_size"]) for r in read_records(tmp_path / "results.rank0.jsonl")] == [
-        (0, 2),
-        (2, 2),
-    ]
-    assert [r["index"] for r in read_records(tmp_path / "results.rank1.jsonl")] == [1]
-    records = read_records(output)
-    assert [(r["index"], r["mode"]) for r in records] == [(0, "vreason"), (1, "vreason"), (2, "vreason")]
-    assert output.with_suffix(".summary.json").is_file()
-
-
-def test_eval_merge_and_plot_commands(tiny_model_dir, data_file, real_clip, tmp_path, capsys):
-    output = tmp_path / "results.jsonl"
-    args = _eval_args(
-        tiny_model_dir, data_file, output, "--video-root", str(real_clip.parent), "--no-progress"
-    )
-    for rank in (1, 0):
-        code, _, err = call([*args, "--shard", f"{rank}/2", "--limit", "2"], capsys)
-        assert code == 0, err
-    output.unlink()
-    code, out, _ = call(["eval", "--merge", "--output", str(output)], capsys)
-    assert code == 0 and "| bikes | vreason | 2 |" in out
-    assert [r["index"] for r in read_records(output)] == [0, 1]
-    png = tmp_path / "fig.png"
-    code, out, _ = call(["plot", str(output), "--out", str(png)], capsys)
-    assert code == 0 and "V-Reason: 2 samples" in out and png.stat().st_size > 10_000
-
-
-@pytest.mark.parametrize(
-    ("extra", "fragments"),
-    [
-        ([], ["no media file", "`--video-root`"]),
-        (["--video-root", "/no/such/dir"], ["`--video-root` is not a folder"]),
-        (["--dataset-name", "x", "--data", "other.json"], ["`--dataset-name` names one dataset"]),
-        (["--shard", "1of2"], ["`--shard` must look like INDEX/COUNT"]),
-    ],
-    ids=["missing-media", "bad-video-root", "dataset-name", "bad-shard"],
-)
-def test_eval_user_errors_are_one_line(tiny_model_dir, data_file, tmp_path, capsys, extra, fragments):
-    code, _, err = call(_eval_args(tiny_model_dir, data_file, tmp_path / "r.jsonl", *extra), capsys)
-    assert_one_line_error(code, err, *fragments)
-
-
-def test_eval_unknown_dataset_fields_are_one_line(tiny_model_dir, tmp_path, capsys):
-    data = tmp_path / "bad.json"
-    data.write_text(
-        json.dumps(
-            [
-                {
-                    "problem": "?",
-                    "problem_type": "essay",
-                    "data_type": "video",
-                    "path": "a.mp4",
-                    "solution": "x",
-                }
-            ]
-        )
-    )
-    code, _, err = call(_eval_args(tiny_model_dir, data, tmp_path / "r.jsonl"), capsys)
-    assert_one_line_error(code, err, "record 0: unknown `problem_type` 'essay'")
-    code, _, err = call(_eval_args(tiny_model_dir, tmp_path / "none.json", tmp_path / "r.jsonl"), capsys)
-    assert_one_line_error(code, err, "Data file not found")
-    code, _, err = call(["eval", "--merge", "--output", str(tmp_path / "nothing.jsonl")], capsys)
-    assert_one_line_error(code, err, "Nothing to merge")
-
-
-# --------------------------------------------------------------------------------------------------
-# export-recipe (the demo: tests/test_readme_commands.py)
-# --------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("vreason_hf.hub") is None,
-    reason="`vreason_hf.hub` (the Hub issue) is not there yet",
-)
-def test_export_recipe_builds_the_folder(tmp_path, capsys):
-    folder = tmp_path / "recipe"
-    code, out, err = call(["export-recipe", str(folder)], capsys)
-    assert code == 0, err
-    assert (folder / "custom_generate" / "generate.py").is_file() and (folder / "README.md").is_file()
-    assert "custom_generate/generate.py" in out
-    code, _, err = call(["export-recipe", str(folder)], capsys)
-    assert_one_line_error(code, err, "not empty", "--overwrite")
-    code, _, _ = call(["export-recipe", str(folder), "--overwrite"], capsys)
-    assert code == 0
+def test_debug_variable_shows_the_traceback(cli, monkeypatch, tmp_path):
+    missing = tmp_path / "missing.jsonl"
+    cli(["plot", str(missing)]).assert_one_line_error("Results file not found", status=1)
+    monkeypatch.setenv("VREASON_DEBUG", "1")
+    with pytest.raises(FileNotFoundError, match="Results file not found"):
+        main(["plot", str(missing)])

@@ -1,4 +1,5 @@
-"""The knob options every `vreason` command with V-Reason gets: one per `VReasonConfig` knob, same defaults."""
+"""The knob options every `vreason` command with V-Reason gets (`vreason_hf.cli.common.with_knob_options`): one per
+`VReasonConfig` knob, same defaults."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import typer
 from typer.testing import CliRunner
 
 from vreason_hf import VReasonConfig
-from vreason_hf.cli import _with_knob_options, app
+from vreason_hf.cli import app
+from vreason_hf.cli.common import with_knob_options
 from vreason_hf.knobs import knob_fields
 
 KNOB_COMMANDS = ("run", "eval")
@@ -54,7 +56,7 @@ def knob_app():
     probe = typer.Typer()
 
     @probe.command()
-    @_with_knob_options
+    @with_knob_options
     def command(name: str = "x", knobs: dict[str, Any] | None = None) -> None:
         seen.append(knobs)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from vreason_hf.eval import mean_traces, plot_entropy_traces
+from vreason_hf.eval import mean_traces, plot_entropy_traces, post_peak_entropy
 
 pytest.importorskip("matplotlib")
 
@@ -96,3 +97,17 @@ def test_errors_name_the_problem(records):
         mean_traces([{"mode": "base", "entropies": [1.0], "ema_entropies": [1.0, 2.0], "alphas": [1.0]}])
     with pytest.raises(ValueError, match="`min_samples` must be a positive integer"):
         mean_traces(records, min_samples=0)
+
+
+def _traced(entropies: list[float | None], ema: list[float]) -> SimpleNamespace:
+    return SimpleNamespace(entropies=entropies, ema_entropies=ema, alphas=[1.0] * len(entropies))
+
+
+def test_post_peak_entropy_is_the_mean_after_the_ema_argmax():
+    # EMA peaks at index 2, so the tokens after it are indices 3 and 4.
+    assert post_peak_entropy(_traced([2.0, 4.0, 3.0, 1.0, 0.5], [0.1, 0.4, 0.5, 0.45, 0.4])) == pytest.approx(
+        0.75
+    )
+    assert post_peak_entropy(_traced([1.0, 2.0], [0.1, 0.2])) is None  # still rising at the end
+    assert post_peak_entropy(_traced([1.0, None, 3.0, 5.0], [0.3, 0.2, 0.1, 0.1])) == 4.0
+    assert post_peak_entropy(_traced([], [])) is None

@@ -1,5 +1,5 @@
 """Bad samples and bad files (`vreason_hf.eval.samples`, issue 11, item 7): a bad sample fails alone, bad files fail
-first and clearly, and `vreason eval` says so in one line.
+first and clearly (and `vreason eval` says so in one line: tests/test_cli_eval.py).
 
 Each test here failed on the code before the fix: a corrupt video stopped every rerun at that sample; a malformed
 results line was found only after all remaining answers were generated; non-UTF-8 files, an output path that is a
@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from vreason_hf.cli import main
 from vreason_hf.eval import evaluate, read_records
 from vreason_hf.eval.samples import batch_inputs
 from vreason_hf.inputs import Prompt, build_batch_inputs
-from vreason_hf.testing import build_tiny_llama, build_tiny_qwen2_5_vl, real_clip_path
+from vreason_hf.testing import build_tiny_llama, real_clip_path
 
 GENERATE = {"max_new_tokens": 3}
 
@@ -120,101 +119,3 @@ def test_a_malformed_results_line_stops_the_run_before_any_generation(
     with pytest.raises(ValueError, match=r"results\.jsonl'?: line 1: field `score` must be a finite number"):
         _run(tiny_qwen2_5_vl, samples, output, clips)
     assert len(counted_generate) == calls  # found before the second sample was generated
-
-
-# --------------------------------------------------------------------------------------------------
-# The command line: one clear line naming the file, no traceback
-# --------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-qwen2_5_vl")
-    model, processor = build_tiny_qwen2_5_vl()
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(autouse=True)
-def _restore_transformers_logging():
-    """In-process `main` quiets transformers (verbosity, progress bars): restore it for the other tests."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    yield
-    hf_logging.set_verbosity(verbosity)
-    if bars:
-        hf_logging.enable_progress_bar()
-
-
-def _call(argv: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
-
-
-def _one_line_error(code: int, err: str, *fragments: str) -> None:
-    assert code == 1, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
-def _eval(model_dir: Path, data: Path, output: Path, clips: Path) -> list[str]:
-    return [
-        "eval", "--model", str(model_dir), "--data", str(data), "--output", str(output),
-        "--video-root", str(clips), "--max-new-tokens", "3", "--num-frames", "4", "--no-progress",
-    ]  # fmt: skip
-
-
-@pytest.fixture
-def data_file(tmp_path) -> Path:
-    path = tmp_path / "eval_bikes.json"
-    path.write_text(json.dumps([_sample("good.mp4", 1), _sample("corrupt.mp4", 2)]))
-    return path
-
-
-def test_cli_non_utf8_data_file_names_the_file(model_dir, clips, tmp_path, capsys):
-    data = tmp_path / "eval_latin1.json"
-    data.write_bytes(json.dumps([_sample("good.mp4", 1, problem="Qu'est-ce que c'est ?")]).encode() + b"\xe9")
-    code, _, err = _call(_eval(model_dir, data, tmp_path / "r.jsonl", clips), capsys)
-    _one_line_error(code, err, str(data), "not UTF-8")
-
-
-def test_cli_non_utf8_results_file_names_the_file(model_dir, data_file, clips, tmp_path, capsys):
-    output = tmp_path / "r.jsonl"
-    output.write_bytes(b'{"id": "caf\xe9"}\n')
-    code, _, err = _call(_eval(model_dir, data_file, output, clips), capsys)
-    _one_line_error(code, err, str(output), "not UTF-8")
-
-
-def test_cli_output_path_that_is_a_folder_is_one_line(model_dir, data_file, clips, tmp_path, capsys):
-    folder = tmp_path / "out"
-    folder.mkdir()
-    code, _, err = _call(_eval(model_dir, data_file, folder, clips), capsys)
-    _one_line_error(code, err, str(folder), "is a folder")
-
-
-def test_cli_wrong_field_record_names_the_file_and_line(model_dir, data_file, clips, tmp_path, capsys):
-    output = tmp_path / "r.jsonl"
-    output.write_text(
-        json.dumps({"dataset": "bikes", "id": "000000-x", "mode": "vreason", "score": 1}) + "\n"
-    )
-    code, _, err = _call(_eval(model_dir, data_file, output, clips), capsys)
-    _one_line_error(code, err, str(output), "line 1", "missing field `problem_type`")
-
-
-def test_cli_counts_failed_samples_and_says_how_to_retry(model_dir, data_file, clips, tmp_path, capsys):
-    output = tmp_path / "r.jsonl"
-    code, out, err = _call(_eval(model_dir, data_file, output, clips), capsys)
-    assert code == 0, err
-    header, *rows = [line for line in out.splitlines() if line.startswith("| ")]
-    columns = [cell.strip() for cell in header.strip("|").split("|")]
-    row = next(r for r in rows if r.startswith("| bikes | vreason |"))
-    cells = dict(zip(columns, (cell.strip() for cell in row.strip("|").split("|")), strict=True))
-    assert (cells["n"], cells["failed"]) == ("2", "1")
-    assert "1 answer(s) failed" in err and "--retry-failed" in err
-    assert "corrupt.mp4" in err  # the warning names the sample's file

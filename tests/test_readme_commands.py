@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from vreason_hf.demo import write_example_files
+from vreason_hf.cli.demo import write_example_files
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from ._registration import register_with_transformers
 from .assets import NAMED_MODELS, named_model_path
 
 logger = logging.getLogger(__name__)
@@ -311,6 +312,7 @@ def load_model(
     import torch
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
+    register_with_transformers()  # `import vreason_hf` does not when the `vreason` console script imports it
     if dtype not in _DTYPES:
         raise ValueError(f"`--dtype` must be one of {', '.join(_DTYPES)}, got {dtype!r}.")
     if device_map is None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..configuration_vreason import VReasonConfig
 from ..generation.engine import as_vreason_config
+from ..loading import load_model
 from ..video import VideoDecodeError
 from . import DEFAULT_MODEL
 from .compare import Answer, ModelSlot, compare_answers, plot_answers
@@ -184,9 +185,7 @@ class _App:
 
 def _model_loader(model_id: str, load_kwargs: dict[str, Any]) -> Any:
     def load() -> tuple[Any, Any]:
-        from ..cli import _load_model
-
-        return _load_model(model_id, **load_kwargs)
+        return load_model(model_id, **load_kwargs)
 
     return load
 

@@ -20,7 +20,7 @@ Model inputs come from :mod:`vreason_hf.inputs`.
 from .data import DATA_TYPES, REQUIRED_FIELDS, load_samples, sample_id, validate_sample
 from .generation import GenerationResult, generate_answer, generate_batch
 from .metrics import MRA_THRESHOLDS, mean_relative_accuracy, ocr_score, rouge_l, word_error_rate
-from .plots import MeanTraces, mean_traces, plot_entropy_traces
+from .plots import MeanTraces, mean_traces, plot_entropy_traces, post_peak_entropy
 from .records import video_r1_results
 from .results import merge_results, read_records, write_summary, write_video_r1_json
 from .runner import evaluate
@@ -66,6 +66,7 @@ __all__ = [
     "ocr_score",
     "parse_number",
     "plot_entropy_traces",
+    "post_peak_entropy",
     "read_records",
     "rouge_l",
     "sample_id",

@@ -18,7 +18,7 @@ import os
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MeanTraces", "mean_traces", "plot_entropy_traces"]
+__all__ = ["MeanTraces", "mean_traces", "plot_entropy_traces", "post_peak_entropy"]
 
 _TRACE_FIELDS = ("entropies", "ema_entropies", "alphas")
 _LABELS = {"base": "base", "vreason": "V-Reason", "lite": "V-Reason Lite"}
@@ -147,6 +147,29 @@ def mean_traces(
             peak_index=peak,
         )
     return result
+
+
+def post_peak_entropy(result: Any) -> float | None:
+    """Mean entropy (nats) of the tokens after the EMA's peak: what V-Reason's exploit phase tries to lower.
+
+    The peak is the argmax of the entropy EMA, as the plots mark it ([`mean_traces`]).
+
+    Args:
+        result (`Any`):
+            One answer's per-token traces as attributes `entropies`, `ema_entropies` and `alphas` (lists), e.g. a
+            [`~vreason_hf.eval.GenerationResult`].
+
+    Returns:
+        `float | None`: the mean, or `None` when there are no traces or no token follows the peak.
+    """
+    if not result.entropies:
+        return None
+    record = {"mode": "answer", **{name: getattr(result, name) for name in _TRACE_FIELDS}}
+    (traces,) = mean_traces([record], min_samples=1).values()
+    if traces.peak_index is None:
+        return None
+    tail = [value for value in traces.entropy[traces.peak_index + 1 :] if math.isfinite(value)]
+    return sum(tail) / len(tail) if tail else None
 
 
 def plot_entropy_traces(

@@ -1,14 +1,13 @@
 # Copyright 2026 The vreason-hf contributors. Licensed under the Apache License, Version 2.0.
-"""Plain decoding next to V-Reason, as text: the comparison table, the post-peak entropy and a plain verdict.
+"""Plain decoding next to V-Reason, as text: the comparison table and a plain verdict.
 
 Used by `vreason run --compare` and `vreason demo`. The answers are [`~vreason_hf.eval.GenerationResult`]s by mode
-(``"base"``, ``"vreason"``, ``"lite"``); the entropy peak is the one the plots mark
-([`~vreason_hf.eval.mean_traces`]).
+(``"base"``, ``"vreason"``, ``"lite"``); the post-peak entropy is [`~vreason_hf.eval.post_peak_entropy`], after the
+peak the plots mark.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -20,7 +19,6 @@ __all__ = [
     "comparison_table",
     "format_table",
     "memory_note",
-    "post_peak_entropy",
     "printable",
     "trace_records",
     "verdict",
@@ -53,22 +51,6 @@ def trace_records(results: Mapping[str, Any], dataset: str) -> list[dict]:
         }
         for mode, result in results.items()
     ]
-
-
-def post_peak_entropy(result: Any) -> float | None:
-    """Mean entropy (nats) of the tokens after the EMA's peak: what V-Reason's exploit phase tries to lower.
-
-    The peak is the argmax of the entropy EMA, as the plots mark it. `None` when no token follows the peak.
-    """
-    from .eval.plots import mean_traces
-
-    if not result.entropies:
-        return None
-    (traces,) = mean_traces(trace_records({"answer": result}, "answer"), min_samples=1).values()
-    if traces.peak_index is None:
-        return None
-    tail = [value for value in traces.entropy[traces.peak_index + 1 :] if math.isfinite(value)]
-    return sum(tail) / len(tail) if tail else None
 
 
 def printable(text: str) -> str:
@@ -109,6 +91,8 @@ def comparison_table(results: Mapping[str, Any], answer: str | None = None) -> s
 
     With `answer`, a first column says whether each reply states it (see [`answer_found`]).
     """
+    from ..eval.plots import post_peak_entropy
+
     header = ["mode"]
     if answer is not None:
         header.append(f"states {answer!r}")

@@ -1,10 +1,10 @@
-"""`vreason_hf.compare`: the answer check, the post-peak entropy and the verdict sentence of `run` and `demo`."""
+"""`vreason_hf.cli.compare`: the answer check, the comparison table and the verdict sentence of `run` and `demo`."""
 
 from __future__ import annotations
 
 import pytest
 
-from vreason_hf.compare import answer_found, comparison_table, post_peak_entropy, printable, verdict
+from vreason_hf.cli.compare import answer_found, comparison_table, printable, verdict
 from vreason_hf.eval import GenerationResult
 
 
@@ -36,16 +36,6 @@ def result(text: str, *, tokens: int = 10, steps: int = 0, entropies=None, ema=N
 )
 def test_answer_found_needs_a_whole_word(answer, text, found):
     assert answer_found(answer, text) is found
-
-
-def test_post_peak_entropy_is_the_mean_after_the_ema_argmax():
-    # EMA peaks at index 2, so the tokens after it are indices 3 and 4.
-    traced = result("x", entropies=[2.0, 4.0, 3.0, 1.0, 0.5], ema=[0.1, 0.4, 0.5, 0.45, 0.4])
-    assert post_peak_entropy(traced) == pytest.approx(0.75)
-    assert (
-        post_peak_entropy(result("x", entropies=[1.0, 2.0], ema=[0.1, 0.2])) is None
-    )  # still rising at the end
-    assert post_peak_entropy(result("x", entropies=[1.0, None, 3.0, 5.0], ema=[0.3, 0.2, 0.1, 0.1])) == 4.0
 
 
 @pytest.mark.parametrize(

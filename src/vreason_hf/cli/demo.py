@@ -12,19 +12,20 @@
 Its closing lines say, per question, what V-Reason did.
 """
 
-from __future__ import annotations
-
 import json
 import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 
+import typer
+
+from .common import command_scope
 from .compare import comparison_table, memory_note, printable, trace_records, verdict
-from .configuration_vreason import VReasonConfig
 
-__all__ = ["DEMO_QUESTIONS", "VIDEO_QUESTIONS", "DemoQuestion", "run_demo", "write_example_files"]
+__all__ = ["DEMO_QUESTIONS", "VIDEO_QUESTIONS", "DemoQuestion", "demo", "run_demo", "write_example_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +79,9 @@ def _text_model_part(
     echo: Echo, load_model: Callable, out_dir: Path, max_new_tokens: int
 ) -> list[tuple[str, str]]:
     """Part 1; returns the outcome and the verdict sentence of each question."""
-    from .eval.generation import generate_answer, warm_up
-    from .inputs import build_inputs
+    from ..configuration_vreason import VReasonConfig
+    from ..eval.generation import generate_answer, warm_up
+    from ..inputs import build_inputs
 
     echo("== 1. A real model: SmolLM2-135M-Instruct, plain greedy decoding vs V-Reason")
     model, tokenizer = load_model("smollm2")
@@ -148,7 +150,7 @@ def _summary(echo: Echo, outcomes: list[tuple[str, str]]) -> None:
 
 
 def _plot(results: dict, path: Path, title: str) -> Path | None:
-    from .eval.plots import plot_entropy_traces
+    from ..eval.plots import plot_entropy_traces
 
     try:
         plot_entropy_traces(trace_records(results, "demo"), path, min_samples=1, title=title)
@@ -163,13 +165,13 @@ def write_example_files(out_dir: Path) -> Path:
     Returns:
         `Path`: the clip in `out_dir`.
     """
-    from .assets import real_clip_path
+    from ..assets import real_clip_path
 
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         source = real_clip_path("bikes.mp4")
     except FileNotFoundError as error:
-        from .testing import write_synthetic_clip
+        from ..testing import write_synthetic_clip
 
         clip = write_synthetic_clip(out_dir / "synthetic.mp4")
         logger.warning("No real clip (%s) Using a synthetic clip instead.", str(error).splitlines()[0])
@@ -192,9 +194,9 @@ def write_example_files(out_dir: Path) -> Path:
 
 
 def _video_part(echo: Echo, load_model: Callable, clip: Path, max_new_tokens: int) -> None:
-    from .eval.generation import generate_answer, warm_up
-    from .inputs import build_inputs
-    from .video import load_video
+    from ..eval.generation import generate_answer, warm_up
+    from ..inputs import build_inputs
+    from ..video import load_video
 
     echo("\n== 2. The video path: a tiny *random* Qwen2.5-VL on a real clip")
     model, processor = load_model("tiny-qwen2.5-vl")
@@ -263,3 +265,20 @@ def run_demo(out_dir: Path, max_new_tokens: int, echo: Echo, load_model: Callabl
     _video_part(echo, load_model, clip, min(max_new_tokens, 24))
     _next_steps(echo, out_dir, clip)
     _summary(echo, outcomes)
+
+
+def demo(
+    max_new_tokens: Annotated[int, typer.Option(help="At most this many new tokens per reply.")] = 96,
+    out_dir: Annotated[
+        Path,
+        typer.Option(help="Folder for the entropy plots, a copy of the real clip and a small Video-R1 file."),
+    ] = Path("vreason-demo"),
+) -> None:
+    """Offline demo on the CPU: plain decoding vs V-Reason on a real model, the video path, what to try next."""
+    with command_scope():
+        from ..loading import load_model
+
+        def load(name: str) -> tuple[Any, Any]:
+            return load_model(name, device="cpu", dtype="float32", device_map=None, trust_remote_code=False)
+
+        run_demo(out_dir, max_new_tokens, typer.echo, load)
