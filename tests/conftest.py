@@ -8,6 +8,7 @@ directly for a private copy (they take well under a second).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -230,3 +231,43 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_qwen2_5_vl) ->
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+# --------------------------------------------------------------------------------------------------
+# Model cards (tests/test_cards.py, tests/test_hub.py)
+# --------------------------------------------------------------------------------------------------
+
+CARD_SECTIONS = (
+    "Description",
+    "Base model",
+    "Model compatibility",
+    "Additional Arguments",
+    "Output type changes",
+    "Example usage",
+    "Citation",
+)
+
+
+@pytest.fixture(scope="session")
+def check_card() -> Callable[[str], Any]:
+    """`check_card(text) -> ModelCard`: asserts that a card follows the Hub's recipe convention (front matter, the
+    sections of `CARD_SECTIONS` in order, no placeholder) and that its argument table lists exactly the knobs."""
+    from huggingface_hub import ModelCard
+
+    from vreason_hf import VReasonConfig
+
+    def check(text: str) -> ModelCard:
+        card = ModelCard(text)
+        data = card.data.to_dict()
+        assert "custom_generate" in data["tags"]
+        assert data["library_name"] == "transformers" and data["pipeline_tag"]
+        assert "base_model" not in data or re.fullmatch(r"[\w.-]+/[\w.-]+", data["base_model"])
+        headings = re.findall(r"^## (.+)$", card.text, flags=re.M)
+        assert list(CARD_SECTIONS) == headings
+        assert "More Information Needed" not in text and "$" not in card.text.split("```")[0]
+        arguments = card.text.split("## Additional Arguments", 1)[1].split("\n## ", 1)[0]
+        named = re.findall(r"^\| `(\w+)` \|", arguments, flags=re.M)
+        assert named == VReasonConfig.knob_names()
+        return card
+
+    return check

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from huggingface_hub import ModelCard
 from safetensors.torch import save_file
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
 
@@ -27,13 +26,9 @@ from vreason_hf import (
     save_vreason_model,
     vreason_generate,
 )
-from vreason_hf.hub import (
-    SUPPORTED_TRANSFORMERS,
-    render_model_card,
-    render_recipe_card,
-    requirements_text,
-)
-from vreason_hf.testing import build_tiny_llama, build_tiny_qwen2_5_vl
+from vreason_hf.cards import render_recipe_card
+from vreason_hf.hub import SUPPORTED_TRANSFORMERS, requirements_text
+from vreason_hf.testing import build_tiny_llama
 
 KNOBS = {"lr": 0.2, "update_every": 1}
 OVERRIDE = {"update_every": 2}  # on top of KNOBS
@@ -343,7 +338,7 @@ def test_model_repo_routes_without_vreason_hf(setup, base_dir, repo, tmp_path):
     assert out["any_to_any"] == processor.decode(expected["any_to_any"], skip_special_tokens=True)
 
 
-def test_model_repo_from_a_model_object_of_a_text_model(tmp_path):
+def test_model_repo_from_a_model_object_of_a_text_model(tmp_path, check_card):
     model, tokenizer = build_tiny_llama()
     knobs = {"controller_scope": "prompt", "lr": 0.3, "update_every": 1}
     with pytest.raises(ValueError, match=r'no video tokens.*"controller_scope": "prompt"'):
@@ -352,7 +347,7 @@ def test_model_repo_from_a_model_object_of_a_text_model(tmp_path):
     repo = save_vreason_model(model, tmp_path / "repo", knobs, processor=tokenizer)
     (repo / "generation_config.json").unlink()  # a base without one: created from config.json
     save_vreason_model(repo, tmp_path / "again", knobs)
-    card = _check_card((tmp_path / "again" / "README.md").read_text())
+    card = check_card((tmp_path / "again" / "README.md").read_text())
     assert card.data.pipeline_tag == "text-generation" and "video" not in card.data.tags
     assert "AutoModelForCausalLM.from_pretrained" in card.text
     inputs = tokenizer("Two plus two is", return_tensors="pt")
@@ -369,7 +364,7 @@ def test_model_repo_from_a_model_object_of_a_text_model(tmp_path):
     assert stored.to_json_string(ignore_metadata=True) == derived.to_json_string(ignore_metadata=True)
 
 
-def test_hub_id_route_and_card_fields(base_dir, tmp_path, monkeypatch, caplog):
+def test_hub_id_route_and_card_fields(base_dir, tmp_path, monkeypatch, caplog, check_card):
     """A Hub id is downloaded (here: found in a local Hub cache, offline) and named as the card's `base_model`."""
     import huggingface_hub.constants
 
@@ -386,18 +381,18 @@ def test_hub_id_route_and_card_fields(base_dir, tmp_path, monkeypatch, caplog):
     assert _digests(from_id) == _digests(save_vreason_model(base_dir, tmp_path / "from_folder", KNOBS)) | {
         "README.md": _digests(from_id)["README.md"]
     }
-    card = _check_card((from_id / "README.md").read_text())
+    card = check_card((from_id / "README.md").read_text())
     assert card.data.base_model == "org/tiny-vl" and card.data.license == "apache-2.0"
 
     model = AutoModelForImageTextToText.from_pretrained(
         "org/tiny-vl", cache_dir=tmp_path / "cache"
     )  # offline
-    card = _check_card((save_vreason_model(model, tmp_path / "from_object", KNOBS) / "README.md").read_text())
+    card = check_card((save_vreason_model(model, tmp_path / "from_object", KNOBS) / "README.md").read_text())
     assert card.data.base_model == "org/tiny-vl" and card.data.license == BASE_LICENSE
 
     local = AutoModelForImageTextToText.from_pretrained(base_dir)
     with caplog.at_level(logging.WARNING, logger="vreason_hf.hub"):
-        card = _check_card((save_vreason_model(local, tmp_path / "local", KNOBS) / "README.md").read_text())
+        card = check_card((save_vreason_model(local, tmp_path / "local", KNOBS) / "README.md").read_text())
     assert card.data.base_model is None and card.data.license == BASE_LICENSE
     assert str(base_dir) not in card.content and "Qwen2_5_VLForConditionalGeneration" not in str(card.data)
     assert "Pass `base_model=`" in caplog.text
@@ -434,44 +429,8 @@ def test_invalid_stored_knobs_name_the_generation_config(setup, repo, tmp_path):
         model.generate(**inputs, max_new_tokens=1, vreason_config={}, custom_generate=vreason_generate)
 
 
-# --------------------------------------------------------------------------------------------- model cards
-REQUIRED_SECTIONS = (
-    "Description",
-    "Base model",
-    "Model compatibility",
-    "Additional Arguments",
-    "Output type changes",
-    "Example usage",
-    "Citation",
-)
-
-
-def _check_card(text: str) -> ModelCard:
-    card = ModelCard(text)
-    data = card.data.to_dict()
-    assert "custom_generate" in data["tags"]
-    assert data["library_name"] == "transformers" and data["pipeline_tag"]
-    assert "base_model" not in data or re.fullmatch(r"[\w.-]+/[\w.-]+", data["base_model"])
-    headings = re.findall(r"^## (.+)$", card.text, flags=re.M)
-    assert list(REQUIRED_SECTIONS) == headings
-    assert "More Information Needed" not in text and "$" not in card.text.split("```")[0]
-    arguments = card.text.split("## Additional Arguments", 1)[1].split("\n## ", 1)[0]
-    named = re.findall(r"^\| `(\w+)` \|", arguments, flags=re.M)
-    assert named == VReasonConfig.knob_names()
-    return card
-
-
-def test_recipe_card_follows_the_convention_and_lists_exactly_the_knobs():
-    card = _check_card(render_recipe_card())
-    assert card.data.license == "apache-2.0"  # the recipe's own code
-    defaults = dict(
-        re.findall(r"^\| `(\w+)` \| `(.+?)` \|", card.text.split("## Additional Arguments")[1], re.M)
-    )
-    assert {k: json.loads(v) for k, v in defaults.items()} == VReasonConfig().knobs()
-
-
-def test_model_repo_card(repo):
-    card = _check_card((repo / "README.md").read_text())
+def test_model_repo_card(repo, check_card):
+    card = check_card((repo / "README.md").read_text())
     data = card.data.to_dict()
     assert data["base_model"] == "org/tiny-vl" and data["license"] == BASE_LICENSE
     assert data["pipeline_tag"] == "video-text-to-text" and "video" in data["tags"]
@@ -481,11 +440,3 @@ def test_model_repo_card(repo):
     assert {k: json.loads(v) for k, v in values.items()} == VReasonConfig(**KNOBS).knobs()
     assert "Without `trust_remote_code=True` the model is the base model and decodes plainly" in card.text
     assert f'AutoModelForImageTextToText.from_pretrained("{repo}", trust_remote_code=True' in card.text
-
-
-def test_rendered_card_without_base_model_or_license():
-    model, _ = build_tiny_qwen2_5_vl()
-    text = render_model_card(VReasonConfig(), base_config=model.config.to_dict(), repo_id="me/tiny-vreason")
-    card = _check_card(text)
-    assert "base_model" not in card.data.to_dict() and "license" not in card.data.to_dict()
-    assert re.search(r"^# A `qwen2_5_vl` model with V-Reason$", card.text, flags=re.M)

@@ -11,11 +11,14 @@ import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-__all__ = ["CORE_MODULES", "vendored_sources"]
+__all__ = ["CORE_MODULES", "SUPPORTED_TRANSFORMERS", "vendored_sources"]
 
 PACKAGE = Path(__file__).resolve().parent
 # Dependency order; every module imports only torch, transformers and earlier entries.
 CORE_MODULES = ("objective", "autograd", "controller", "replay", "lite", "engine", "loop")
+# The transformers range these copies are tested against (they use generation internals): the recipe's
+# `requirements.txt` and the model cards name it.
+SUPPORTED_TRANSFORMERS = ("transformers>=5.24", "transformers<5.25")
 
 
 def _rewrite(text: str) -> str:

@@ -1,10 +1,11 @@
 # Copyright 2026 The vreason-hf contributors. Licensed under the Apache License, Version 2.0.
-"""Hub artefacts: the `custom_generate` recipe folder, V-Reason model repos, and their model cards.
+"""Hub artefacts: the `custom_generate` recipe folder and V-Reason model repos.
 
 A V-Reason model repo is the base model's own repo, unchanged, plus the recipe's `custom_generate/` folder: transformers'
 `from_pretrained(repo, trust_remote_code=True)` makes `custom_generate/generate.py` the model's `generate`. The knobs
 live in `generation_config.json`, entry `vreason`. Everything a repo needs to run without `vreason_hf` installed is
-generated here from the package sources (see `_vendor.py`); nothing is duplicated in git.
+generated here from the package sources (see `_vendor.py`); nothing is duplicated in git. The cards of both are
+rendered by `cards.py`.
 """
 
 from __future__ import annotations
@@ -14,37 +15,27 @@ import logging
 import os
 import re
 import shutil
-import string
 from pathlib import Path
 from typing import Any
 
+from ._vendor import SUPPORTED_TRANSFORMERS, vendored_sources
+from .cards import base_modality, card_license, render_model_card, render_recipe_card
 from .configuration_vreason import VReasonConfig
 from .generation.engine import as_vreason_config
 from .generation.hub_generate import GENERATION_CONFIG_KEY
-from .knobs import knob_table
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "MODEL_CARDS",
     "SUPPORTED_TRANSFORMERS",
     "build_custom_generate_dir",
-    "render_model_card",
-    "render_recipe_card",
     "save_vreason_model",
 ]
 
-MODEL_CARDS = Path(__file__).resolve().parent / "model_cards"
-RECIPE_CARD = MODEL_CARDS / "custom_generate_recipe.md"
-MODEL_CARD_TEMPLATE = MODEL_CARDS / "vreason_model_template.md"
-# The transformers range the generation core is tested against (it uses generation internals). One specifier per
-# line of `requirements.txt`: transformers' check reads only the first specifier of a line.
-SUPPORTED_TRANSFORMERS = ("transformers>=5.24", "transformers<5.25")
 RECIPE_REQUIREMENTS = (*SUPPORTED_TRANSFORMERS, "torch")
 # Files of a base model folder that a V-Reason model repo does not take over: the card (replaced), the recipe
 # (replaced) and version-control or cache folders.
 _NOT_COPIED = {"README.md", "custom_generate", ".git", ".cache", ".huggingface"}
-_PIPELINE_TAG = {"video": "video-text-to-text", "image": "image-text-to-text", "text": "text-generation"}
 
 
 def _check_out_dir(out_dir: str | Path, overwrite: bool, *, create: bool = True) -> Path:
@@ -75,8 +66,6 @@ def requirements_text(requirements: tuple[str, ...] | None = None) -> str:
 
 def _write_recipe_code(root: Path) -> Path:
     """Write `root/custom_generate/` (the shim, a flat copy of the generation core, `requirements.txt`)."""
-    from ._vendor import vendored_sources
-
     code = root / "custom_generate"
     if code.is_dir():
         shutil.rmtree(code)  # a stale module from an older recipe must not be left beside the new ones
@@ -113,129 +102,6 @@ def build_custom_generate_dir(out_dir: str | Path, *, overwrite: bool = False) -
     _write_recipe_code(root)
     (root / "README.md").write_text(render_recipe_card())
     return root
-
-
-def render_recipe_card() -> str:
-    """The recipe's model card: the template in `model_cards/` with the knob table generated from `VReasonConfig`."""
-    return string.Template(RECIPE_CARD.read_text()).substitute(knob_table=knob_table())
-
-
-def _modality(base_config: dict[str, Any]) -> str:
-    """`"video"`, `"image"` or `"text"`: what the base model (a `config.json` dict) takes besides text."""
-    from .loading import auto_model_class
-
-    if any(base_config.get(key) is not None for key in ("video_token_id", "video_token_index")):
-        return "video"
-    return "text" if auto_model_class(base_config).__name__ == "AutoModelForCausalLM" else "image"
-
-
-_VIDEO_EXAMPLE = """\
-from transformers import AutoModelForImageTextToText, AutoProcessor
-from transformers.video_utils import load_video
-
-model = AutoModelForImageTextToText.from_pretrained("{repo_id}", trust_remote_code=True, dtype="auto")
-processor = AutoProcessor.from_pretrained("{repo_id}")
-frames, metadata = load_video("clip.mp4", num_frames=16, backend="pyav")  # the metadata carries the real fps
-messages = [{{"role": "user", "content": [{{"type": "video"}}, {{"type": "text", "text": "What happens next?"}}]}}]
-text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-inputs = processor(text=[text], videos=[frames], video_metadata=[metadata], return_tensors="pt").to(model.device)
-
-out = model.generate(**inputs, max_new_tokens=1024)                             # V-Reason, this repo's knobs
-out = model.generate(**inputs, max_new_tokens=1024, vreason_config={{"lr": 0.1}})  # override a knob
-out = model.generate(**inputs, max_new_tokens=1024, vreason_config=None)         # plain decoding"""
-
-_TEXT_EXAMPLE = """\
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
-model = AutoModelForCausalLM.from_pretrained("{repo_id}", trust_remote_code=True, dtype="auto")
-tokenizer = AutoTokenizer.from_pretrained("{repo_id}")
-messages = [{{"role": "user", "content": "A farmer has 17 sheep. All but 9 run away. How many are left?"}}]
-inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-
-out = model.generate(**inputs, max_new_tokens=512)                             # V-Reason, this repo's knobs
-out = model.generate(**inputs, max_new_tokens=512, vreason_config={{"lr": 0.1}})  # override a knob
-out = model.generate(**inputs, max_new_tokens=512, vreason_config=None)         # plain decoding"""
-
-
-def render_model_card(
-    config: VReasonConfig,
-    *,
-    base_config: dict[str, Any],
-    base_model: str | None = None,
-    repo_id: str,
-    license: str | None = None,
-    license_name: str | None = None,
-    license_link: str | None = None,
-) -> str:
-    r"""
-    The model card of a V-Reason model repo: the template in `model_cards/` with the base model, this repo's knobs
-    and a usage example filled in.
-
-    Args:
-        config (`VReasonConfig`): the repo's knobs.
-        base_config (`dict`): the base model's `config.json`.
-        base_model (`str`, *optional*): the base model's Hub id (front matter `base_model`); omitted when unknown.
-            Never a local path or a class name.
-        repo_id (`str`): the id (or local folder) to load the repo from in the usage example.
-        license (`str`, *optional*): the card's license (the base model's); omitted when unknown.
-        license_name (`str`, *optional*), license_link (`str`, *optional*): for `license: other`.
-    """
-    from huggingface_hub import ModelCardData
-
-    from .loading import auto_model_class
-
-    table = knob_table(config.knobs(), headers=("argument", "value in this repo", "description"))
-    modality = _modality(base_config)
-    model_type = base_config.get("model_type", "unknown")
-    architecture = (base_config.get("architectures") or [None])[0]
-    auto_class = auto_model_class(base_config).__name__
-    tags = ["custom_generate", "v-reason", "reasoning", "test-time-optimization"]
-    if modality == "video":
-        tags.insert(2, "video")
-    front_matter = ModelCardData(
-        library_name="transformers",
-        license=license,
-        license_name=license_name,
-        license_link=license_link,
-        pipeline_tag=_PIPELINE_TAG[modality],
-        base_model=base_model,
-        tags=tags,
-    ).to_yaml()
-    if base_model is not None:
-        title = f"{base_model} with V-Reason"
-        base_text = f"[`{base_model}`](https://huggingface.co/{base_model}) (model type `{model_type}`)."
-    else:
-        title = f"A `{model_type}` model with V-Reason"
-        base_text = (
-            f"A `{model_type}` model (`{architecture}`), saved from a local copy whose Hub id was not given, so this "
-            f"card names none."
-        )
-    classes = [f"`{auto_class}`"] + ([f"`{architecture}`"] if architecture else [])
-    return string.Template(MODEL_CARD_TEMPLATE.read_text()).substitute(
-        front_matter=front_matter,
-        title=title,
-        base_model_text=base_text,
-        generating_classes=" or ".join(classes),
-        requirements=", ".join(f"`{r}`" for r in SUPPORTED_TRANSFORMERS),
-        knob_table=table,
-        example=(_TEXT_EXAMPLE if modality == "text" else _VIDEO_EXAMPLE).format(repo_id=repo_id),
-    )
-
-
-def _card_license(readme: Path | None) -> dict[str, str]:
-    """`license` (and `license_name` / `license_link`) from a model card's front matter, or `{}`."""
-    from huggingface_hub import ModelCard
-
-    if readme is None or not readme.is_file():
-        return {}
-    try:
-        data = ModelCard.load(readme).data.to_dict()
-    except (
-        Exception
-    ) as error:  # a malformed card must not stop the export; the caller says the license is unknown
-        logger.warning("Could not read the base model's card %s: %s", readme, error)
-        return {}
-    return {k: data[k] for k in ("license", "license_name", "license_link") if isinstance(data.get(k), str)}
 
 
 def _hub_id_of(model: Any) -> str | None:
@@ -287,7 +153,7 @@ def _write_knobs(root: Path, knobs: dict[str, Any]) -> None:
 def _check_base(base_config: dict[str, Any], config: VReasonConfig, where: str) -> None:
     if base_config.get("is_encoder_decoder"):
         raise ValueError(f"{where} is an encoder-decoder model; V-Reason supports decoder-only models.")
-    modality = _modality(base_config)
+    modality = base_modality(base_config)
     if (config.controller_scope == "video" and modality != "video") or (
         config.controller_scope == "visual" and modality == "text"
     ):
@@ -350,66 +216,96 @@ def save_vreason_model(
         _check_hub_id(base_model, "base_model")
     out_path = _check_out_dir(out_dir, overwrite, create=False)  # fail before any download or copy
     if isinstance(base_model_or_path, str | os.PathLike):
-        name = str(base_model_or_path)
-        source = Path(base_model_or_path)
-        if source.is_dir():
-            if revision is not None:
-                logger.warning(
-                    "`revision` applies to Hub ids only; %r is a local folder, so it is ignored.", name
-                )
-            if out_path.resolve() == source.resolve() or source.resolve() in out_path.resolve().parents:
-                raise ValueError(
-                    f"`out_dir` {str(out_path)!r} must not be `base_model_or_path` or inside it."
-                )
-        else:
-            _check_hub_id(name, "base_model_or_path", or_folder=True)
-            from huggingface_hub import snapshot_download
-
-            source = Path(snapshot_download(name, revision=revision))
-            base_model = base_model or name
-        if not (source / "config.json").is_file():
-            raise FileNotFoundError(
-                f"`base_model_or_path` {name!r} has no `config.json`: it is not a transformers model folder."
-            )
+        source, hub_id = _base_folder(base_model_or_path, out_path, revision)
         base_config = json.loads((source / "config.json").read_text())
-        _check_base(base_config, config, f"`base_model_or_path` {name!r}")
+        _check_base(base_config, config, f"`base_model_or_path` {str(base_model_or_path)!r}")
         root = _check_out_dir(out_path, overwrite)
         _copy_model_folder(source, root)
         readme = source / "README.md"
     else:
-        model = base_model_or_path
-        if revision is not None:
-            logger.warning("`revision` applies to Hub ids only; a model object was given, so it is ignored.")
-        if not callable(getattr(model, "can_generate", None)) or not model.can_generate():
-            raise TypeError(
-                f"`base_model_or_path` must be a model that can generate (e.g. `AutoModelForImageTextToText`), a "
-                f"folder or a Hub id; got `{type(model).__name__}`, which has no language-model head."
-            )
-        _check_base(model.config.to_dict(), config, f"`{type(model).__name__}`")
+        _check_model_object(base_model_or_path, config, revision)
         root = _check_out_dir(out_path, overwrite)
-        model.save_pretrained(root)
-        if processor is None:
-            logger.warning(
-                "%s has no processor or tokenizer files: a model object does not carry them. Pass `processor=` (the "
-                "model's processor or tokenizer) so that `AutoProcessor.from_pretrained` works on the repo.",
-                root,
-            )
+        hub_id, readme = _save_model_object(base_model_or_path, root, processor)
         base_config = json.loads((root / "config.json").read_text())
-        hub_id = _hub_id_of(model)
-        base_model = base_model or hub_id
-        name = str(getattr(model, "name_or_path", "") or "")
-        readme = Path(name, "README.md") if name and Path(name).is_dir() else None
-        if hub_id is not None:
-            from huggingface_hub import try_to_load_from_cache
-
-            cached = try_to_load_from_cache(hub_id, "README.md")
-            readme = Path(cached) if isinstance(cached, str) else None
     if processor is not None:
         processor.save_pretrained(root)
     _write_knobs(root, config.knobs())
     _write_recipe_code(root)
+    license_fields = {"license": license} if license is not None else card_license(readme)
+    _write_model_card(
+        root, config, base_config, base_model or hub_id, license_fields, repo_id or str(out_dir)
+    )
+    return root
 
-    license_fields = {"license": license} if license is not None else _card_license(readme)
+
+def _base_folder(
+    name_or_path: str | os.PathLike, out_path: Path, revision: str | None
+) -> tuple[Path, str | None]:
+    """The folder of a base model given as a local folder or a Hub id (downloaded), and the Hub id if it was one."""
+    name = str(name_or_path)
+    source = Path(name_or_path)
+    hub_id = None
+    if source.is_dir():
+        if revision is not None:
+            logger.warning(
+                "`revision` applies to Hub ids only; %r is a local folder, so it is ignored.", name
+            )
+        if out_path.resolve() == source.resolve() or source.resolve() in out_path.resolve().parents:
+            raise ValueError(f"`out_dir` {str(out_path)!r} must not be `base_model_or_path` or inside it.")
+    else:
+        _check_hub_id(name, "base_model_or_path", or_folder=True)
+        from huggingface_hub import snapshot_download
+
+        source = Path(snapshot_download(name, revision=revision))
+        hub_id = name
+    if not (source / "config.json").is_file():
+        raise FileNotFoundError(
+            f"`base_model_or_path` {name!r} has no `config.json`: it is not a transformers model folder."
+        )
+    return source, hub_id
+
+
+def _check_model_object(model: Any, config: VReasonConfig, revision: str | None) -> None:
+    """Raise unless `model` is a decoder-only model that can generate with `config`'s controller scope."""
+    if revision is not None:
+        logger.warning("`revision` applies to Hub ids only; a model object was given, so it is ignored.")
+    if not callable(getattr(model, "can_generate", None)) or not model.can_generate():
+        raise TypeError(
+            f"`base_model_or_path` must be a model that can generate (e.g. `AutoModelForImageTextToText`), a "
+            f"folder or a Hub id; got `{type(model).__name__}`, which has no language-model head."
+        )
+    _check_base(model.config.to_dict(), config, f"`{type(model).__name__}`")
+
+
+def _save_model_object(model: Any, root: Path, processor: Any) -> tuple[str | None, Path | None]:
+    """Save `model` into `root`; return the Hub id it was loaded from and its card (each `None` when unknown)."""
+    model.save_pretrained(root)
+    if processor is None:
+        logger.warning(
+            "%s has no processor or tokenizer files: a model object does not carry them. Pass `processor=` (the "
+            "model's processor or tokenizer) so that `AutoProcessor.from_pretrained` works on the repo.",
+            root,
+        )
+    hub_id = _hub_id_of(model)
+    name = str(getattr(model, "name_or_path", "") or "")
+    readme = Path(name, "README.md") if name and Path(name).is_dir() else None
+    if hub_id is not None:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(hub_id, "README.md")
+        readme = Path(cached) if isinstance(cached, str) else None
+    return hub_id, readme
+
+
+def _write_model_card(
+    root: Path,
+    config: VReasonConfig,
+    base_config: dict[str, Any],
+    base_model: str | None,
+    license_fields: dict[str, str],
+    repo_id: str,
+) -> None:
+    """Write `root/README.md`, warning when the card has to leave out the base model or the license."""
     if base_model is None:
         logger.warning(
             "The card of %s names no `base_model`: the base model's Hub id is unknown. Pass `base_model=` (its Hub "
@@ -423,14 +319,9 @@ def save_vreason_model(
             root,
         )
     card = render_model_card(
-        config,
-        base_config=base_config,
-        base_model=base_model,
-        repo_id=repo_id or str(out_dir),
-        **license_fields,
+        config, base_config=base_config, base_model=base_model, repo_id=repo_id, **license_fields
     )
     (root / "README.md").write_text(card)
-    return root
 
 
 def _check_hub_id(value: str, name: str, *, or_folder: bool = False) -> None:

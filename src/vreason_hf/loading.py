@@ -309,7 +309,6 @@ def load_model(
         `FileNotFoundError`: no such folder; a model that cannot be loaded (first line of the cause).
         `ConnectionError`: see [`resolve_model`].
     """
-    import torch
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
     register_with_transformers()  # `import vreason_hf` does not when the `vreason` console script imports it
@@ -331,19 +330,7 @@ def load_model(
             raise FileNotFoundError(f"Cannot load model {model_id!r}: {first}") from error
         model_class = auto_model_class(config)
         multimodal = model_class is AutoModelForImageTextToText
-        kwargs: dict[str, Any] = {
-            "dtype": "auto" if dtype == "auto" else getattr(torch, dtype),
-            "trust_remote_code": trust_remote_code,
-        }
-        if device_map is not None:
-            kwargs["device_map"] = device_map
-            if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
-                logger.warning(
-                    "`--device-map %s` under a multi-process launch: every process spreads its own copy of the "
-                    "model over all visible GPUs. Use it with one process (or restrict CUDA_VISIBLE_DEVICES per "
-                    "process).",
-                    device_map,
-                )
+        kwargs = _weights_kwargs(dtype, device_map, trust_remote_code)
         bar.stage("weights", _STAGES["config"])
         with _third_party_bars_into(bar, _STAGES["weights"]):
             model = model_class.from_pretrained(source, **kwargs)
@@ -358,3 +345,23 @@ def load_model(
     finally:
         bar.close()
     return model, processor
+
+
+def _weights_kwargs(dtype: str, device_map: str | None, trust_remote_code: bool) -> dict[str, Any]:
+    """The model's `from_pretrained` arguments, with a warning for `device_map` under a multi-process launch."""
+    import torch
+
+    kwargs: dict[str, Any] = {
+        "dtype": "auto" if dtype == "auto" else getattr(torch, dtype),
+        "trust_remote_code": trust_remote_code,
+    }
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+        if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+            logger.warning(
+                "`--device-map %s` under a multi-process launch: every process spreads its own copy of the "
+                "model over all visible GPUs. Use it with one process (or restrict CUDA_VISIBLE_DEVICES per "
+                "process).",
+                device_map,
+            )
+    return kwargs

@@ -235,63 +235,78 @@ def compare_answers(
     tokenizer = getattr(processor, "tokenizer", processor)
     stop = stop if stop is not None else threading.Event()
     events: queue.Queue = queue.Queue()
-
-    def decode_all() -> None:
-        try:
-            for answer, config in runs:
-                if stop.is_set():
-                    break
-                events.put(("start", answer.mode, time.perf_counter()))
-                streamer = _QueueStreamer(events, answer.mode)
-                out = model.generate(
-                    **inputs,
-                    **vreason_generate_kwargs(config, model=model, streamer=streamer),
-                    stopping_criteria=StoppingCriteriaList([_StopWhenSet(stop)]),
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    return_dict_in_generate=True,
-                )
-                events.put(("done", answer.mode, time.perf_counter(), int(out.optimizer_steps[0])))
-        except BaseException as error:  # handed to the consumer, which re-raises it in the request's thread
-            events.put(("error", error))
-        finally:
-            events.put(("exit",))
-
     answers = {answer.mode: answer for answer, _ in runs}
     started: dict[str, float] = {}
-    worker = threading.Thread(target=decode_all, name="vreason-app-decode", daemon=True)
+    worker = threading.Thread(
+        target=_decode_all,
+        args=(model, inputs, runs, max_new_tokens, stop, events),
+        name="vreason-app-decode",
+        daemon=True,
+    )
     worker.start()
     try:
-        while True:
-            event = events.get()
-            kind = event[0]
-            if kind == "exit":
-                break
-            if kind == "error":
+        while (event := events.get())[0] != "exit":
+            if event[0] == "error":
                 raise event[1]
-            answer = answers[event[1]]
-            if kind == "start":
-                started[answer.mode] = event[2]
-                continue
-            if kind == "traces":
-                h, ema, alpha = event[2]
-                answer.entropies.append(h)
-                answer.ema_entropies.append(ema)
-                answer.alphas.append(alpha)
-                answer.optimizer_steps = event[3]
-                continue
-            if kind == "token":
-                answer.token_ids.append(event[2])
-                answer.text = tokenizer.decode(answer.token_ids, skip_special_tokens=True).strip()
-                answer.seconds = time.perf_counter() - started[answer.mode]
-            elif kind == "done":
-                answer.seconds = event[2] - started[answer.mode]
-                answer.optimizer_steps = event[3]
-                answer.done = True
-            yield answers["base"], runs[1][0]
+            if _apply_event(event, answers[event[1]], started, tokenizer):
+                yield answers["base"], runs[1][0]
     finally:
         stop.set()  # the consumer stopped early (visitor left) or failed: let the worker finish quickly
         worker.join()
+
+
+def _decode_all(
+    model: Any,
+    inputs: Any,
+    runs: list[tuple[Answer, VReasonConfig]],
+    max_new_tokens: int,
+    stop: threading.Event,
+    events: queue.Queue,
+) -> None:
+    """The decoding thread: run each mode in turn, putting its start, tokens, traces and end into `events`."""
+    try:
+        for answer, config in runs:
+            if stop.is_set():
+                break
+            events.put(("start", answer.mode, time.perf_counter()))
+            streamer = _QueueStreamer(events, answer.mode)
+            out = model.generate(
+                **inputs,
+                **vreason_generate_kwargs(config, model=model, streamer=streamer),
+                stopping_criteria=StoppingCriteriaList([_StopWhenSet(stop)]),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                return_dict_in_generate=True,
+            )
+            events.put(("done", answer.mode, time.perf_counter(), int(out.optimizer_steps[0])))
+    except BaseException as error:  # handed to the consumer, which re-raises it in the request's thread
+        events.put(("error", error))
+    finally:
+        events.put(("exit",))
+
+
+def _apply_event(event: tuple, answer: Answer, started: dict[str, float], tokenizer: Any) -> bool:
+    """Apply one event of the decoding thread to `answer`; return whether it is a new snapshot (a token, or done)."""
+    kind = event[0]
+    if kind == "start":
+        started[answer.mode] = event[2]
+        return False
+    if kind == "traces":
+        h, ema, alpha = event[2]
+        answer.entropies.append(h)
+        answer.ema_entropies.append(ema)
+        answer.alphas.append(alpha)
+        answer.optimizer_steps = event[3]
+        return False
+    if kind == "token":
+        answer.token_ids.append(event[2])
+        answer.text = tokenizer.decode(answer.token_ids, skip_special_tokens=True).strip()
+        answer.seconds = time.perf_counter() - started[answer.mode]
+    elif kind == "done":
+        answer.seconds = event[2] - started[answer.mode]
+        answer.optimizer_steps = event[3]
+        answer.done = True
+    return True
 
 
 def plot_answers(

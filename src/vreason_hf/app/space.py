@@ -150,33 +150,14 @@ def build_space_dir(
     )
     defaults = VReasonConfig().knobs()
     knobs = {name: value for name, value in config.knobs().items() if value != defaults[name]}
-    for name, value in (
-        ("num_frames", num_frames),
-        ("max_new_tokens", max_new_tokens),
-        ("concurrency_limit", concurrency_limit),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-    clips = [Path(p).expanduser() for p in examples]
-    missing = [str(p) for p in clips if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"Example clip(s) not found: {', '.join(missing)}.")
+    clips = _check_space_args(num_frames, max_new_tokens, concurrency_limit, examples)
     names = [p.name for p in clips]
-    if len(set(names)) != len(names):
-        raise ValueError(f"Example clips must have different file names, got {names}.")
     gradio_version = _package_version("gradio")
     version = _package_version("vreason-hf")
 
     root = _check_out_dir(out_dir, overwrite)
     if requirement is None:
-        requirement = f"vreason-hf[app]=={version}"
-        if ".dev" in version or "+" in version:
-            logger.warning(
-                "vreason-hf %s is a development version that PyPI does not have: the Space will not build unless "
-                "requirements.txt installs it some other way (`requirement=`, CLI: `--requirement`, e.g. a "
-                "git+https:// URL).",
-                version,
-            )
+        requirement = _default_requirement(version)
     if clips:
         (root / "examples").mkdir(exist_ok=True)
         for clip in clips:
@@ -197,6 +178,39 @@ def build_space_dir(
     _space_card(title, model_id, gradio_version, names).save(root / "README.md")
     logger.info("Wrote the Space folder %s.", root)
     return root
+
+
+def _check_space_args(
+    num_frames: int, max_new_tokens: int, concurrency_limit: int, examples: Sequence[str | os.PathLike]
+) -> list[Path]:
+    """Raise on a bad argument of [`build_space_dir`]; return the example clips as paths."""
+    for name, value in (
+        ("num_frames", num_frames),
+        ("max_new_tokens", max_new_tokens),
+        ("concurrency_limit", concurrency_limit),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    clips = [Path(p).expanduser() for p in examples]
+    missing = [str(p) for p in clips if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"Example clip(s) not found: {', '.join(missing)}.")
+    names = [p.name for p in clips]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Example clips must have different file names, got {names}.")
+    return clips
+
+
+def _default_requirement(version: str) -> str:
+    """`vreason-hf[app]==<version>`, with a warning when PyPI cannot have that version."""
+    if ".dev" in version or "+" in version:
+        logger.warning(
+            "vreason-hf %s is a development version that PyPI does not have: the Space will not build unless "
+            "requirements.txt installs it some other way (`requirement=`, CLI: `--requirement`, e.g. a "
+            "git+https:// URL).",
+            version,
+        )
+    return f"vreason-hf[app]=={version}"
 
 
 def _space_card(title: str, model_id: str, gradio_version: str, examples: list[str]) -> Any:

@@ -233,22 +233,14 @@ def build_app(
         `gradio.Blocks`: call `.launch()` on it.
     """
     try:
-        import gradio as gr
+        import gradio  # noqa: F401  (fail before any work, with the fix)
     except ImportError as error:
         raise ImportError(
             "The V-Reason app needs Gradio: install it with `pip install 'vreason-hf[app]'`."
         ) from error
 
     config = as_vreason_config(vreason_config)
-    if isinstance(concurrency_limit, bool) or not isinstance(concurrency_limit, int) or concurrency_limit < 1:
-        raise ValueError(f"`concurrency_limit` must be a positive integer, got {concurrency_limit!r}.")
-    for name, value in (("num_frames", num_frames), ("max_new_tokens", max_new_tokens)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-    example_paths = [Path(p) for p in examples]
-    missing = [str(p) for p in example_paths if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"Example clip(s) not found: {', '.join(missing)}.")
+    example_paths = _check_app_args(concurrency_limit, num_frames, max_new_tokens, examples)
     load_kwargs = {
         "device": device,
         "dtype": dtype,
@@ -258,58 +250,32 @@ def build_app(
     slot = ModelSlot(model_id, _model_loader(model_id, load_kwargs))
     handlers = _App(slot, config, num_frames, max_new_tokens)
 
+    demo = _page(handlers, model_id, config, num_frames, max_new_tokens, example_paths)
+    demo.queue(default_concurrency_limit=concurrency_limit)
+    if preload:
+        slot.preload()
+    return demo
+
+
+def _page(
+    handlers: _App,
+    model_id: str,
+    config: VReasonConfig,
+    num_frames: int,
+    max_new_tokens: int,
+    example_paths: list[Path],
+) -> Any:
+    """The page (a `gradio.Blocks`): the panels, the Compare button's streaming handler and the `/compare` API."""
+    import gradio as gr
+
     with gr.Blocks(title="V-Reason: plain vs. V-Reason decoding", analytics_enabled=False) as demo:
         gr.Markdown(_INTRO, latex_delimiters=[])
         gr.Markdown(f"Model: {_model_label(model_id)}", latex_delimiters=[], elem_id="model")
-        with gr.Row(equal_height=False):
-            with gr.Column():
-                video = gr.Video(label="Video", sources=["upload"], elem_id="video")
-                if example_paths:
-                    gr.Examples([[str(p)] for p in example_paths], inputs=[video], label="Example clips")
-            with gr.Column():
-                question = gr.Textbox(
-                    label="Question", lines=2, placeholder="What happens in the video?", elem_id="question"
-                )
-                tokens = gr.Slider(
-                    1, max(1024, max_new_tokens), value=max_new_tokens, step=1, label="Max new tokens"
-                )
-                with gr.Accordion("V-Reason knobs", open=False):
-                    update_every = gr.Number(
-                        config.update_every,
-                        precision=0,
-                        minimum=1,
-                        label="update_every: optimise every k tokens",
-                    )
-                    num_steps = gr.Number(
-                        config.num_steps, precision=0, minimum=0, label="num_steps: Adam steps per update"
-                    )
-                    lr = gr.Number(
-                        config.lr, minimum=0, label=f"lr: Adam step size ({config.lr_scale} scale)"
-                    )
-                    alpha_schedule = gr.Dropdown(
-                        ["switch", "minimize", "maximize"],
-                        value=config.alpha_schedule,
-                        label="alpha_schedule: the paper's switch, or α fixed at −1 / +1",
-                    )
-                    lite = gr.Checkbox(config.lite, label="lite: V-Reason Lite (drop half the video tokens)")
-                    frames = gr.Slider(1, 64, value=num_frames, step=1, label="frames sampled from the video")
-                run = gr.Button("Compare", variant="primary", elem_id="run")
-        status = gr.Markdown("", latex_delimiters=[], elem_id="status")
-        with gr.Row(equal_height=True):
-            with gr.Column():
-                plain = gr.Textbox(
-                    label="Plain decoding (greedy)", lines=8, interactive=False, elem_id="plain"
-                )
-                plain_stats = gr.Markdown("", latex_delimiters=[], elem_id="plain-stats")
-            with gr.Column():
-                vreason = gr.Textbox(label="V-Reason", lines=8, interactive=False, elem_id="vreason")
-                vreason_stats = gr.Markdown("", latex_delimiters=[], elem_id="vreason-stats")
-        plot = gr.Image(label="Entropy, EMA and α per token", format="png", interactive=False, elem_id="plot")
-        gr.Markdown(_FOOTNOTE, latex_delimiters=[])
-
+        video, question, settings, run = _input_panel(config, num_frames, max_new_tokens, example_paths)
+        status, plain, plain_stats, vreason, vreason_stats, plot = _answer_panel()
         run.click(
             handlers.stream,
-            inputs=[video, question, tokens, update_every, num_steps, lr, alpha_schedule, lite, frames],
+            inputs=[video, question, *settings],
             outputs=[status, plain, plain_stats, vreason, vreason_stats, plot],
             api_visibility="private",
             concurrency_id="decode",
@@ -325,7 +291,79 @@ def build_app(
             api_description="Answer a question about a video with plain decoding and with V-Reason (default knobs).",
             concurrency_id="decode",
         )
-    demo.queue(default_concurrency_limit=concurrency_limit)
-    if preload:
-        slot.preload()
     return demo
+
+
+def _check_app_args(
+    concurrency_limit: int, num_frames: int, max_new_tokens: int, examples: Sequence[str | os.PathLike]
+) -> list[Path]:
+    """Raise on a bad argument of [`build_app`]; return the example clips as paths."""
+    if isinstance(concurrency_limit, bool) or not isinstance(concurrency_limit, int) or concurrency_limit < 1:
+        raise ValueError(f"`concurrency_limit` must be a positive integer, got {concurrency_limit!r}.")
+    for name, value in (("num_frames", num_frames), ("max_new_tokens", max_new_tokens)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    example_paths = [Path(p) for p in examples]
+    missing = [str(p) for p in example_paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"Example clip(s) not found: {', '.join(missing)}.")
+    return example_paths
+
+
+def _input_panel(
+    config: VReasonConfig, num_frames: int, max_new_tokens: int, example_paths: list[Path]
+) -> tuple[Any, Any, list[Any], Any]:
+    """The video, the question, the settings (in the order of `_App.stream`'s arguments) and the Compare button."""
+    import gradio as gr
+
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            video = gr.Video(label="Video", sources=["upload"], elem_id="video")
+            if example_paths:
+                gr.Examples([[str(p)] for p in example_paths], inputs=[video], label="Example clips")
+        with gr.Column():
+            question = gr.Textbox(
+                label="Question", lines=2, placeholder="What happens in the video?", elem_id="question"
+            )
+            tokens = gr.Slider(
+                1, max(1024, max_new_tokens), value=max_new_tokens, step=1, label="Max new tokens"
+            )
+            with gr.Accordion("V-Reason knobs", open=False):
+                knobs = _knob_inputs(config, num_frames)
+            run = gr.Button("Compare", variant="primary", elem_id="run")
+    return video, question, [tokens, *knobs], run
+
+
+def _knob_inputs(config: VReasonConfig, num_frames: int) -> list[Any]:
+    """The knob panel's inputs, starting from `config`: update_every, num_steps, lr, alpha_schedule, lite, frames."""
+    import gradio as gr
+
+    return [
+        gr.Number(config.update_every, precision=0, minimum=1, label="update_every: optimise every k tokens"),
+        gr.Number(config.num_steps, precision=0, minimum=0, label="num_steps: Adam steps per update"),
+        gr.Number(config.lr, minimum=0, label=f"lr: Adam step size ({config.lr_scale} scale)"),
+        gr.Dropdown(
+            ["switch", "minimize", "maximize"],
+            value=config.alpha_schedule,
+            label="alpha_schedule: the paper's switch, or α fixed at −1 / +1",
+        ),
+        gr.Checkbox(config.lite, label="lite: V-Reason Lite (drop half the video tokens)"),
+        gr.Slider(1, 64, value=num_frames, step=1, label="frames sampled from the video"),
+    ]
+
+
+def _answer_panel() -> tuple[Any, ...]:
+    """The outputs: status, plain answer, its stats, V-Reason answer, its stats, plot (then the footnote)."""
+    import gradio as gr
+
+    status = gr.Markdown("", latex_delimiters=[], elem_id="status")
+    with gr.Row(equal_height=True):
+        with gr.Column():
+            plain = gr.Textbox(label="Plain decoding (greedy)", lines=8, interactive=False, elem_id="plain")
+            plain_stats = gr.Markdown("", latex_delimiters=[], elem_id="plain-stats")
+        with gr.Column():
+            vreason = gr.Textbox(label="V-Reason", lines=8, interactive=False, elem_id="vreason")
+            vreason_stats = gr.Markdown("", latex_delimiters=[], elem_id="vreason-stats")
+    plot = gr.Image(label="Entropy, EMA and α per token", format="png", interactive=False, elem_id="plot")
+    gr.Markdown(_FOOTNOTE, latex_delimiters=[])
+    return status, plain, plain_stats, vreason, vreason_stats, plot

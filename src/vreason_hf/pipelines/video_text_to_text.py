@@ -53,9 +53,6 @@ class VideoTextToTextPipeline(Pipeline):
     temporal positions depend on the frame rate (Qwen2.5-VL) or that write timestamps into the prompt (Qwen3-VL) see
     the clip's real timing. Frames are always pre-sampled, so the processor is called with `do_sample_frames=False`.
 
-    Importing `vreason_hf` registers this pipeline under the task `"video-text-to-text"`, so
-    `transformers.pipeline("video-text-to-text", model=...)` builds it.
-
     Unless the model's generation config sets them, the following default values are used:
     - max_new_tokens: 256
 
@@ -77,7 +74,8 @@ class VideoTextToTextPipeline(Pipeline):
     >>> pipe("clip.mp4", text="How many people?", vreason={"lr": 0.1}, return_traces=True)
     ```
 
-    This pipeline can be loaded from [`~transformers.pipeline`] with the task identifier `"video-text-to-text"`.
+    This pipeline can be loaded from [`~transformers.pipeline`] with the task identifier `"video-text-to-text"`, which
+    importing `vreason_hf` registers.
     """
 
     _load_processor = True
