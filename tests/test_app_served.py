@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import shutil
 import socket
@@ -307,12 +308,16 @@ def test_page_answers_with_both_columns_and_the_plot(servers, browser, reference
     page.close()
 
 
+# Fixed bytes that no backend opens (os.urandom sometimes made a "video" PyAV opened and then failed to decode).
+NOT_A_VIDEO = random.Random(0).randbytes(4096)
+
+
 @needs_chromium
 def test_bad_input_shows_one_error_line_and_the_app_keeps_serving(
     servers, browser, reference, tmp_path, real_clip
 ):
     corrupt = tmp_path / "corrupt.mp4"
-    corrupt.write_bytes(os.urandom(4096))
+    corrupt.write_bytes(NOT_A_VIDEO)
     page = _open(browser, servers["app"].url)
     _ask(page, corrupt, QUESTION)
     from playwright.sync_api import expect
@@ -368,7 +373,7 @@ def test_compare_endpoint_through_gradio_client(servers, reference, real_clip, t
     assert Path(plot).suffix == ".png" and _pixels(plot).std() > 10
 
     corrupt = tmp_path / "corrupt.mp4"
-    corrupt.write_bytes(os.urandom(4096))
+    corrupt.write_bytes(NOT_A_VIDEO)
     with pytest.raises(gradio_client.exceptions.AppError, match=r"Could not read 'corrupt\.mp4' as a video"):
         client.predict(gradio_client.handle_file(str(corrupt)), QUESTION, api_name="/compare")
 
