@@ -271,3 +271,15 @@ def check_card() -> Callable[[str], Any]:
         return card
 
     return check
+
+
+# --------------------------------------------------------------------------------------------------
+# Generation tests (tests/test_loop.py, test_engine.py, test_replay.py, test_logits_process.py, ...)
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def qwen(tiny_qwen2_5_vl, video_inputs, real_clip):
+    """`(model, processor, inputs)`: the tiny Qwen2.5-VL and its inputs for the real clip and one question."""
+    model, processor = tiny_qwen2_5_vl
+    return model, processor, video_inputs(processor, real_clip, "What is happening in this video?")

@@ -1,5 +1,10 @@
-"""Several generations at once on one model (threads of a server): each caller gets its solo tokens, the model
-comes back exactly as it was, for the callable, the logits processor and the pipeline."""
+"""The cross-module "concurrent equals solo" invariant, which the README cites: several generations at once on one
+model (threads of a server) each get the tokens they get alone, and the model comes back exactly as it was.
+
+Covered: the `custom_generate` callable beside plain `generate`, logits processors beside both, the pipeline shared
+by threads; and the state they share per process: last-layer replay and raw-logits recorders (each thread records
+its own forwards), frozen `requires_grad` flags and the SDPA backend selection (restored after overlapping use).
+Each module's own behaviour is tested in its own file (tests/test_loop.py, tests/test_replay.py, ...)."""
 
 from __future__ import annotations
 

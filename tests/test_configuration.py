@@ -255,7 +255,7 @@ def test_to_dict_from_dict_round_trip():
 def test_save_pretrained_refuses_an_invalid_knob_assigned_later(tmp_path):
     config = VReasonConfig()
     with pytest.raises(ValueError, match=r"`lr` must be >= 0, got -1\.0"):
-        config.lr = -1.0  # refused on assignment (tests/test_bad_input.py) ...
+        config.lr = -1.0  # refused on assignment (test_knobs_are_validated_on_assignment) ...
     config.__dict__["lr"] = -1.0  # ... and caught at save time if it gets in around `__setattr__`
     with pytest.raises(ValueError, match="`lr`"):
         config.save_pretrained(tmp_path)
@@ -308,3 +308,71 @@ def test_as_vreason_config_rejects_other_types(value):
 )
 def test_enabled(knobs, enabled):
     assert VReasonConfig(**knobs).enabled is enabled
+
+
+# ------------------------------------------------------------------------------------- knobs by assignment
+
+
+@pytest.mark.parametrize(
+    ("knob", "value", "why"),
+    [
+        ("lr", -1, "must be >= 0"),
+        ("lr", math.nan, "must be a finite number"),
+        ("num_steps", -2, r"must be >= 0 \(0 disables V-Reason\)"),
+        ("update_every", 0, r"must be >= 1 \(1 = optimise at every generated token\)"),
+        ("ema_beta", 1.0, r"must be in \[0, 1\)"),
+        ("controller_scope", "audio", "must be one of 'video', 'visual', 'prompt'"),
+        ("lite", 1, "must be True or False"),
+    ],
+)
+def test_knobs_are_validated_on_assignment(knob, value, why):
+    config = VReasonConfig()
+    default = getattr(config, knob)
+    with pytest.raises(ValueError, match=rf"`{knob}` {why}, got {value!r}"):
+        setattr(config, knob, value)
+    assert getattr(config, knob) == default  # the bad value never got in
+
+
+def test_an_unknown_knob_on_assignment_says_did_you_mean(tmp_path):
+    config = VReasonConfig()
+    with pytest.raises(AttributeError, match=r"no knob `update_evry` \(did you mean `update_every`\?\)"):
+        config.update_evry = 3
+    config.save_pretrained(tmp_path)
+    assert VReasonConfig.from_pretrained(tmp_path).knobs() == VReasonConfig().knobs()  # still loads
+
+
+def test_transformers_attributes_and_private_names_still_assign_and_round_trip(tmp_path):
+    config = VReasonConfig(lr=0.2)
+    config._scratch = 1  # private: anything goes
+    config.architectures = ["VReasonForConditionalGeneration"]
+    config.name_or_path = "somewhere"
+    config.use_cache = False  # set on model configs by transformers
+    config.update_every = 3
+    config.save_pretrained(tmp_path)
+    loaded = VReasonConfig.from_pretrained(tmp_path)
+    assert loaded.knobs() == config.knobs() and loaded.architectures == config.architectures
+    assert VReasonConfig.from_dict(config.to_dict()).knobs() == config.knobs()
+
+
+def test_a_sub_config_of_the_wrong_type_names_it():
+    # Generic over `sub_configs_defaults` (today `base_config`): a bad value is a TypeError naming it.
+    with pytest.raises(TypeError, match="`base_config`"):
+        VReasonConfig(base_config=5)
+    config = VReasonConfig()
+    with pytest.raises((TypeError, AttributeError), match="`base_config`"):
+        config.base_config = 5
+
+
+# --------------------------------------------------------------------- a config from another copy of the code
+
+
+def test_config_from_another_copy_of_the_code_is_accepted():
+    """A Hub repo's remote code has its own VReasonConfig class; the loop takes it by its knobs."""
+
+    class OtherCopy:
+        model_type = "vreason"
+
+        def knobs(self):
+            return {"lr": 0.3, "update_every": 3}
+
+    assert as_vreason_config(OtherCopy()).knobs() == VReasonConfig(lr=0.3, update_every=3).knobs()

@@ -1,4 +1,5 @@
-"""The controller (SPEC section 2) and the rows it controls, without models."""
+"""The controller (SPEC section 2) and the rows it controls, without models; then how a generation reports
+`controlled_rows`' errors."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import types
 import pytest
 import torch
 
+from vreason_hf import vreason_generate
 from vreason_hf.generation.controller import ValueController, controlled_rows, norm_preserving_update
 
 VID, IMG, PAD = 9, 8, 0
@@ -405,3 +407,38 @@ def test_controlled_rows_prompt_scope_with_an_empty_row_raises():
     mask[2] = 0
     with pytest.raises(ValueError, match=r"controller_scope='prompt'.*no prompt tokens.*\[2\]"):
         controlled_rows(VL_CONFIG, INPUT_IDS, mask, "prompt")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# controlled_rows' errors as a generation reports them
+
+
+def _vreason(model, inputs, knobs=None):
+    return model.generate(
+        **inputs, max_new_tokens=8, do_sample=False, custom_generate=vreason_generate, vreason_config=knobs
+    )
+
+
+def test_video_scope_without_video_tokens_says_use_prompt(tiny_llama, qwen):
+    model, tokenizer = tiny_llama
+    with pytest.raises(ValueError, match='controller_scope="prompt"'):
+        _vreason(model, tokenizer(["hi"], return_tensors="pt"))
+    qmodel, processor, _ = qwen
+    text_only = processor(text=["no video here"], return_tensors="pt")
+    with pytest.raises(ValueError, match="found no video tokens"):
+        _vreason(qmodel, text_only)
+
+
+def test_an_empty_prompt_under_prompt_scope_does_not_suggest_prompt_scope(tiny_llama):
+    model, tokenizer = tiny_llama
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    try:
+        inputs = tokenizer(["", "hello there"], return_tensors="pt", padding=True)
+    finally:
+        tokenizer.padding_side = side
+    assert not inputs["attention_mask"][0].any()
+    with pytest.raises(
+        ValueError, match=r"no prompt tokens in batch row\(s\) \[0\].*non-empty prompt"
+    ) as error:
+        _vreason(model, inputs, {"controller_scope": "prompt"})
+    assert "use `controller_scope" not in str(error.value)

@@ -8,10 +8,12 @@ from pathlib import Path
 import huggingface_hub
 import pytest
 import torch
-from safetensors.torch import load
+from safetensors.torch import load, load_file, save_file
 
 from vreason_hf import VReasonControllerModel, vreason_generate
 from vreason_hf.controller import CONFIG_NAME, WEIGHTS_NAME
+from vreason_hf.testing import build_tiny_qwen2_vl
+from vreason_hf.video import load_video
 
 KNOBS = {"lr": 0.2, "update_every": 1}
 MAX_NEW = 12
@@ -116,3 +118,64 @@ def test_push_to_hub_uploads_what_save_pretrained_writes(generation, tmp_path, m
     uploaded, written = load(calls["files"][WEIGHTS_NAME]), load((saved / WEIGHTS_NAME).read_bytes())
     assert uploaded.keys() == written.keys()  # (the file's bytes are not: its metadata order varies)
     assert all(torch.equal(uploaded[name], written[name]) for name in written)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a saved controller refuses what it does not fit
+
+
+@pytest.fixture(scope="module")
+def saved_controller(generation, tmp_path_factory):
+    model, _, out = generation
+    folder = tmp_path_factory.mktemp("controller")
+    VReasonControllerModel.from_generation(model, out, KNOBS).save_pretrained(folder)
+    return folder
+
+
+def test_a_saved_controller_refuses_an_input_whose_video_sits_elsewhere(qwen, saved_controller, real_clip):
+    model, processor, inputs = qwen
+    # The same clip and question, with text before the video: as many video tokens, at other positions.
+    content = [
+        {"type": "text", "text": "Look:"},
+        {"type": "video"},
+        {"type": "text", "text": QUESTION},
+    ]
+    text = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+    frames, metadata = load_video(real_clip, num_frames=8)
+    shifted = processor(
+        text=[text], videos=[frames], video_metadata=[metadata], do_sample_frames=False, return_tensors="pt"
+    )
+    video = model.config.video_token_id
+    assert (shifted["input_ids"] == video).sum() == (inputs["input_ids"] == video).sum()
+    controller = VReasonControllerModel.from_pretrained(model, saved_controller)
+    assert controller.generate(**inputs, max_new_tokens=MAX_NEW).shape[0] == 1  # its own input: fine
+    for mode in ("replay", "continue", "static"):
+        with pytest.raises(ValueError, match=r"controls the value rows \[\d+\.\.\d+ .*only fits the input"):
+            controller.generate(**shifted, mode=mode, max_new_tokens=MAX_NEW)
+
+
+def _tamper(folder, tmp_path, edit):
+    tensors = load_file(str(folder / WEIGHTS_NAME))
+    edit(tensors)
+    target = tmp_path / "tampered"
+    target.mkdir(parents=True)
+    save_file(tensors, str(target / WEIGHTS_NAME))
+    (target / "controller_config.json").write_text((folder / "controller_config.json").read_text())
+    return target
+
+
+def test_a_tampered_rows_tensor_is_a_clear_error(qwen, saved_controller, tmp_path):
+    model, _, inputs = qwen
+    shifted = _tamper(saved_controller, tmp_path, lambda t: t.update(rows=t["rows"] + 10_000))
+    controller = VReasonControllerModel.from_pretrained(model, shifted)  # plausible positions, wrong ones
+    with pytest.raises(ValueError, match="controls the value rows"):
+        controller.generate(**inputs, mode="static", max_new_tokens=MAX_NEW)
+    floats = _tamper(saved_controller, tmp_path / "f", lambda t: t.update(rows=t["rows"].float()))
+    with pytest.raises(ValueError, match=r"`rows` must hold integer positions.*damaged"):
+        VReasonControllerModel.from_pretrained(model, floats)
+
+
+def test_a_saved_controller_refuses_another_model(saved_controller):
+    other, _ = build_tiny_qwen2_vl()  # the same shapes (layers, KV heads, head dim, vocab), another model
+    with pytest.raises(ValueError, match=r"model_type 'qwen2_5_vl_text' \(this model: 'qwen2_vl_text'\)"):
+        VReasonControllerModel.from_pretrained(other, saved_controller)

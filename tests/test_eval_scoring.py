@@ -201,13 +201,18 @@ def test_secondary_score_none_for_scored_types():
 
 
 def test_metric_by_problem_type():
-    assert METRIC_BY_PROBLEM_TYPE == {
+    # Video-R1's protocol: the metric each problem type is scored with, as scoring reports it and the table says.
+    protocol = {
         "multiple choice": "accuracy",
         "numerical": "accuracy",
         "regression": "mra",
         "OCR": "wer",
         "free-form": "rouge_l",
     }
+    scored = {
+        kind: score_sample_detailed(_sample(kind, "1"), "<answer>1</answer>").metric for kind in PROBLEM_TYPES
+    }
+    assert scored == METRIC_BY_PROBLEM_TYPE == protocol
 
 
 def test_score_unknown_type_and_missing_solution():

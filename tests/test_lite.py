@@ -14,6 +14,7 @@ from vreason_hf import vreason_generate
 from vreason_hf.generation.controller import ValueController
 from vreason_hf.generation.lite import prune_cache
 from vreason_hf.generation.objective import entropy
+from vreason_hf.generation.replay import ControlledDynamicLayer
 from vreason_hf.inputs import build_inputs
 from vreason_hf.testing import build_tiny_llava_onevision, real_clip_path
 from vreason_hf.video import load_video
@@ -355,3 +356,36 @@ def test_prune_rows_feed_a_controller_on_the_pruned_cache():
     for b in range(2):
         changed = (out[b] != values[b]).any(-1).any(0)  # (seq,)
         assert changed.nonzero().flatten().tolist() == sorted(new_rows[b, new_valid[b]].tolist())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Lite through the loop, on the shared tiny Qwen2.5-VL
+
+
+@pytest.mark.parametrize("scope", ["per_layer", "shared"])
+def test_lite_keeps_the_rounded_share_of_video_rows_in_every_layer(qwen, scope):
+    model, _, inputs = qwen
+    n_video = int((inputs["input_ids"] == model.config.video_token_id).sum())
+    prompt = inputs["input_ids"].shape[1]
+    ratio = 0.3
+    kept = round((1 - ratio) * n_video)
+    out = _vreason(
+        model,
+        inputs,
+        {"lite": True, "prune_ratio": ratio, "prune_scope": scope},
+        return_dict_in_generate=True,
+    )
+    generated = out.sequences.shape[1] - prompt
+    for layer in out.cache.layers:
+        # The cache holds every token but the last generated one.
+        assert layer.keys.shape[-2] == prompt - n_video + kept + generated - 1
+        assert layer.values.shape[-2] == layer.keys.shape[-2]
+    assert type(out.cache.layers[-1]) is not ControlledDynamicLayer
+
+
+def test_lite_with_nothing_to_prune_equals_plain_v_reason(qwen):
+    model, _, inputs = qwen
+    config = {"lr": 0.2}
+    assert torch.equal(
+        _vreason(model, inputs, {**config, "lite": True, "prune_ratio": 0.0}), _vreason(model, inputs, config)
+    )

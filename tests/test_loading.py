@@ -84,7 +84,7 @@ def test_local_folder_wins_over_a_named_model(tmp_path, monkeypatch):
     assert resolve_model("tiny-qwen2.5-vl") == "tiny-qwen2.5-vl"
 
 
-def test_missing_folder_is_named(tmp_path):
+def test_missing_folder_is_named():
     with pytest.raises(
         FileNotFoundError, match=r"Model folder not found: '\./nowhere'.*smollm2, tiny-qwen2\.5-vl"
     ):

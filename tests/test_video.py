@@ -294,3 +294,34 @@ def test_memory_stays_flat_over_many_loads(backend):
     growth_mb = (process.memory_info().rss - before) / 2**20
     assert frames.shape[0] == 8
     assert growth_mb < 50, f"RSS grew by {growth_mb:.1f} MB over 100 loads with {backend}"
+
+
+# ------------------------------------------------------------------------------------------------
+# Images renamed to video
+# ------------------------------------------------------------------------------------------------
+
+
+def _write(path, container_format, codec, frames, pix_fmt):
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=10)
+        stream.width = stream.height = 32
+        stream.pix_fmt = pix_fmt
+        for level in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), level * 40, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_image_renamed_to_mp4_says_what_it_is(tmp_path, backend):
+    gif = _write(tmp_path / "animation.mp4", "gif", "gif", 5, "rgb8")
+    with pytest.raises(VideoDecodeError, match=r"holds a GIF image despite its '\.mp4' extension.*convert"):
+        load_video(gif, num_frames=2, backend=backend)
+    png = _write(tmp_path / "still.mp4", "image2pipe", "png", 1, "rgb24")
+    with pytest.raises(
+        VideoDecodeError, match=r"holds a PNG image despite its '\.mp4' extension.*as an image"
+    ):
+        load_video(png, num_frames=1, backend=backend)

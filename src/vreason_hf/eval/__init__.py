@@ -9,8 +9,9 @@ One module per job:
   also used by ``vreason run`` / ``demo``), ``memory`` (peak memory);
 - results: ``records`` (what a record holds, Video-R1's view of it), ``results`` (reading, writing and merging
   results files, summaries), ``sharding`` (which samples a data-parallel rank runs);
-- the evaluation loop: ``samples`` (from samples to prompts, checked before a run), ``runner`` (``evaluate``:
-  batched, resumable, bad samples recorded as failed);
+- the evaluation loop: ``samples`` (from samples to prompts, checked before a run), ``plan`` (the arguments,
+  record settings and samples still missing, settled before a run), ``runner`` (``evaluate``: batched, resumable,
+  bad samples recorded as failed);
 - ``presets`` (the paper's benchmarks and numbers) and ``plots`` (entropy traces; matplotlib, imported only when a
   plot is made).
 

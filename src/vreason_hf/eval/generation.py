@@ -180,46 +180,17 @@ def generate_batch(
     kwargs = {**DEFAULT_GENERATE_KWARGS, **(generate_kwargs or {}), "return_dict_in_generate": True}
     inputs = _to_model(inputs, model)
     batch, prompt_len = inputs["input_ids"].shape
-    mask = inputs.get("attention_mask")
-    if batch > 1 and mask is not None and not bool(mask[:, -1].all()):
-        raise ValueError(
-            "The batch is right-padded; decoder-only generation needs left padding. Build it with "
-            '`vreason_hf.inputs.build_batch_inputs` (or pass `padding_side="left"` to the processor).'
-        )
-    recorder = None
-    if mode == "base":
-        head = model.get_output_embeddings()
-        if head is not None:
-            recorder = RawLogitsRecorder(head, entropies=True)
+    _check_left_padded(inputs)
     # A V-Reason model repo's own `generate` is told to decode plainly in mode "base".
     kwargs.update(vreason_generate_kwargs(None if mode == "base" else config, model=model))
-    try:
-        with PeakMemory(model) as memory:
-            start = time.perf_counter()
-            out = model.generate(**inputs, **kwargs)
-            if memory.cuda_devices:
-                torch.cuda.synchronize(memory.cuda_devices[0])
-            seconds = time.perf_counter() - start
-        steps = None if recorder is None else recorder.entropies()  # (batch, forwards)
-    finally:
-        if recorder is not None:
-            recorder.remove()
+    out, steps, seconds, memory = _measured_generate(model, inputs, kwargs, record_entropies=mode == "base")
     new_tokens = out.sequences[:, prompt_len:].cpu()  # (batch, generated)
     lengths = _generated_lengths(new_tokens, _eos_ids(model, kwargs))
     tokenizer = getattr(processor, "tokenizer", None) or processor
-    steps = None if steps is None else steps.cpu()
     results = []
     for row, length in enumerate(lengths):
         ids = new_tokens[row, :length]
-        if mode == "base":
-            entropies = [] if steps is None else steps[row, :length].tolist()
-            emas, alphas = _schedule_traces(entropies, config)
-            optimizer_steps = 0
-        else:
-            entropies = out.entropies[row, :length].tolist()
-            emas = out.ema_entropies[row, :length].tolist()
-            alphas = out.alphas[row, :length].tolist()
-            optimizer_steps = int(out.optimizer_steps[row])
+        entropies, emas, alphas, optimizer_steps = _row_traces(out, steps, row, length, mode, config)
         results.append(
             GenerationResult(
                 text=tokenizer.decode(ids, skip_special_tokens=True).strip(),
@@ -236,6 +207,65 @@ def generate_batch(
             )
         )
     return results
+
+
+def _check_left_padded(inputs: Mapping[str, Any]) -> None:
+    """Refuse a batch of several rows whose attention mask shows right padding."""
+    mask = inputs.get("attention_mask")
+    if inputs["input_ids"].shape[0] > 1 and mask is not None and not bool(mask[:, -1].all()):
+        raise ValueError(
+            "The batch is right-padded; decoder-only generation needs left padding. Build it with "
+            '`vreason_hf.inputs.build_batch_inputs` (or pass `padding_side="left"` to the processor).'
+        )
+
+
+def _measured_generate(
+    model: Any, inputs: Mapping[str, Any], kwargs: dict[str, Any], *, record_entropies: bool
+) -> tuple[Any, torch.Tensor | None, float, PeakMemory]:
+    """Run `generate` once, timed (CUDA synchronised) and under [`PeakMemory`].
+
+    With ``record_entropies`` (plain decoding) the raw next-token entropies are recorded from the output head, if
+    the model has one. Returns the `generate` output, those entropies (``(batch, forwards)`` on CPU, or `None`),
+    the seconds and the memory measurement.
+    """
+    recorder = None
+    if record_entropies:
+        head = model.get_output_embeddings()
+        if head is not None:
+            recorder = RawLogitsRecorder(head, entropies=True)
+    try:
+        with PeakMemory(model) as memory:
+            start = time.perf_counter()
+            out = model.generate(**inputs, **kwargs)
+            if memory.cuda_devices:
+                torch.cuda.synchronize(memory.cuda_devices[0])
+            seconds = time.perf_counter() - start
+        steps = None if recorder is None else recorder.entropies()  # (batch, forwards)
+    finally:
+        if recorder is not None:
+            recorder.remove()
+    return out, None if steps is None else steps.cpu(), seconds, memory
+
+
+def _row_traces(
+    out: Any, steps: torch.Tensor | None, row: int, length: int, mode: str, config: VReasonConfig
+) -> tuple[list[float], list[float], list[float], int]:
+    """One row's entropies, EMAs, α and optimizer steps, over its ``length`` generated tokens.
+
+    V-Reason's `generate` output carries them. In mode ``"base"`` the entropies are the recorded ``steps`` (none
+    if the model has no output head), the EMA and α those the config's schedule would give on them, and no step
+    is taken.
+    """
+    if mode == "base":
+        entropies = [] if steps is None else steps[row, :length].tolist()
+        emas, alphas = _schedule_traces(entropies, config)
+        return entropies, emas, alphas, 0
+    return (
+        out.entropies[row, :length].tolist(),
+        out.ema_entropies[row, :length].tolist(),
+        out.alphas[row, :length].tolist(),
+        int(out.optimizer_steps[row]),
+    )
 
 
 def generate_answer(

@@ -23,48 +23,25 @@ process that finishes last merges them (:func:`~vreason_hf.eval.results.merge_re
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..configuration_vreason import VReasonConfig
-from ..generation import as_vreason_config
-from ..inputs import Prompt, build_batch_inputs, frame_sampling
-from .data import sample_id
-from .generation import DEFAULT_GENERATE_KWARGS, _mode_config, generate_batch, warm_up
+from ..inputs import Prompt, build_batch_inputs
+from .generation import generate_batch, warm_up
+from .plan import Job, check_arguments, new_job, plan_job
 from .records import answer_record, failed_record, record_key, sample_fields
 from .results import ResultsWriter, all_records, check_output_path, merge_results
-from .samples import SAMPLE_ERRORS, batch_inputs, check_samples, sample_prompt
+from .samples import SAMPLE_ERRORS, batch_inputs, sample_prompt
 from .sharding import rank_path, resolve_shard
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["evaluate"]
-
-
-@dataclass
-class _Job:
-    """One dataset's evaluation on this process: its settings, and the samples with the modes they still lack."""
-
-    dataset: str
-    modes: tuple[str, ...]
-    configs: dict[str, VReasonConfig]
-    expected: dict[
-        str, dict[str, Any]
-    ]  # per mode: the `knobs`, `generation` and `model` fields of its records
-    ids: dict[int, str]
-    root: Path | None
-    frames: dict[str, Any]  # num_frames, fps, max_frames, video_backend
-    generate_kwargs: dict[str, Any] | None
-    todo: list[tuple[int, Mapping, list[str]]] = field(default_factory=list)
-
-    @property
-    def model_name(self) -> str:
-        return next(iter(self.expected.values()))["model"]
 
 
 @dataclass
@@ -175,48 +152,24 @@ def evaluate(
             cannot take, or a results file with a malformed line (all checked before any generation).
         FileNotFoundError: If a video or image of the selected samples is missing (checked before any generation).
     """
-    config = as_vreason_config(vreason_config)
-    modes = tuple(modes)
-    if not modes or len(set(modes)) != len(modes):
-        raise ValueError(f"`modes` must be a non-empty sequence of distinct modes, got {modes!r}.")
-    configs = {mode: _mode_config(mode, config) for mode in modes}
-    num_frames, fps, max_frames = frame_sampling(num_frames, fps, max_frames)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise ValueError(f"`limit` must be a non-negative integer or None, got {limit!r}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+    configs, frames = check_arguments(
+        modes, vreason_config, num_frames, fps, max_frames, video_backend, limit, batch_size
+    )
     rank, world = resolve_shard(shard)
     output_path = check_output_path(output_path)
     write_path = output_path if world == 1 else check_output_path(rank_path(output_path, rank))
     selected = list(enumerate(samples))[: limit if limit is not None else None]
-    job = _Job(
+    job = new_job(
+        model,
         dataset=dataset_name,
-        modes=modes,
         configs=configs,
-        expected=_expected_fields(model, configs, generate_kwargs, num_frames, fps, max_frames),
-        ids={index: sample_id(sample, index) for index, sample in selected},
-        root=Path(video_root).expanduser() if video_root is not None else None,
-        frames={
-            "num_frames": num_frames,
-            "fps": fps,
-            "max_frames": max_frames,
-            "video_backend": video_backend,
-        },
+        frames=frames,
         generate_kwargs=generate_kwargs,
+        selected=selected,
+        video_root=video_root,
     )
-    existing = all_records(output_path)  # read and checked: a malformed line stops here, before any answer
-    _check_settings(existing, job, output_path)
-    done = {record_key(r) for r in existing if not (retry_failed and r.get("error") is not None)}
     mine = [(index, sample) for index, sample in selected if index % world == rank]
-    for index, sample in mine:
-        missing = [m for m in modes if (dataset_name, job.ids[index], m) not in done]
-        if missing:
-            job.todo.append((index, sample, missing))
-    # Everything the samples need, checked before the first (possibly hours-long) generation.
-    check_samples(processor, [sample for _, sample, _ in job.todo], configs, dataset_name, job.root)
-    skipped = len(mine) * len(modes) - sum(len(m) for _, _, m in job.todo)
-    if skipped:
-        logger.info("%s: %d record(s) already in the results, skipped.", dataset_name, skipped)
+    plan_job(job, processor, output_path, mine, retry_failed=retry_failed)
     description = f"{dataset_name} [rank {rank}/{world}]" if world > 1 else dataset_name
     with _Writer(job, write_path, description, progress) as writer:
         _run_batches(
@@ -227,65 +180,10 @@ def evaluate(
     return _merge_if_last(output_path, job, selected, rank, video_r1_json)
 
 
-def _expected_fields(
-    model: Any,
-    configs: Mapping[str, VReasonConfig],
-    generate_kwargs: dict[str, Any] | None,
-    num_frames: int | None,
-    fps: float | None,
-    max_frames: int | None,
-) -> dict[str, dict[str, Any]]:
-    """Per mode, the fields that say how its records are made (checked on resume): knobs, generation, model."""
-    generation = _jsonable(
-        {
-            **DEFAULT_GENERATE_KWARGS,
-            **(generate_kwargs or {}),
-            "num_frames": num_frames,
-            "fps": fps,
-            "max_frames": max_frames,
-        }
-    )
-    model_name = str(getattr(model, "name_or_path", "") or type(model).__name__)
-    return {
-        mode: {
-            "knobs": None if mode == "base" else _jsonable(config.knobs()),
-            "generation": generation,
-            "model": model_name,
-        }
-        for mode, config in configs.items()
-    }
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
-
-
-def _check_settings(existing: list[dict], job: _Job, output_path: Path) -> None:
-    """Refuse to resume into a file whose records for the same dataset and mode were made differently."""
-    for record in existing:
-        if record.get("dataset") != job.dataset or record.get("mode") not in job.expected:
-            continue
-        for key, value in job.expected[record["mode"]].items():
-            if record.get(key) == value:
-                continue
-            if isinstance(value, dict) and isinstance(record.get(key), dict):
-                old = record[key]
-                diffs = [
-                    f"{k}: {old.get(k)!r} -> {value.get(k)!r}" for k in value if old.get(k) != value.get(k)
-                ]
-                what = f"{key} ({'; '.join(diffs[:3])})"
-            else:
-                what = f"{key} ({record.get(key)!r} -> {value!r})"
-            raise ValueError(
-                f"'{output_path}' already holds {job.dataset!r} results in mode {record['mode']!r} made with a "
-                f"different {what}. Use another output file, or delete it to start over."
-            )
-
-
 class _Writer(ResultsWriter):
     """Writes a job's records: a results writer that also builds each record's identifying fields and failures."""
 
-    def __init__(self, job: _Job, path: Path, description: str, progress: bool) -> None:
+    def __init__(self, job: Job, path: Path, description: str, progress: bool) -> None:
         total = sum(len(missing) for _, _, missing in job.todo)
         super().__init__(path, modes=job.modes, total=total, description=description, progress=progress)
         self.job = job
@@ -324,7 +222,7 @@ class _Writer(ResultsWriter):
 def _run_batches(
     model: Any,
     processor: Any,
-    job: _Job,
+    job: Job,
     writer: _Writer,
     *,
     batch_size: int,
@@ -332,20 +230,8 @@ def _run_batches(
     warmup: bool,
 ) -> None:
     """Prepare, decode and record the job's samples, `batch_size` at a time, one `generate` call per mode."""
-    sampling = {"video_root": job.root, **job.frames}
     for start in range(0, len(job.todo), batch_size):
-        chunk = []
-        for index, sample, missing in job.todo[start : start + batch_size]:
-            try:
-                prompt = sample_prompt(sample, processor, **sampling)
-            except SAMPLE_ERRORS as error:
-                writer.fail(index, sample, missing, error)
-                continue
-            chunk.append(_Item(index, sample, missing, prompt))
-        chunk_inputs, kept, errors = batch_inputs(processor, [item.prompt for item in chunk])
-        for position, error in errors.items():
-            writer.fail(chunk[position].index, chunk[position].sample, chunk[position].missing, error)
-        chunk = [chunk[position] for position in kept]
+        chunk_inputs, chunk = _prepare_chunk(processor, job, writer, job.todo[start : start + batch_size])
         if not chunk:
             continue
         if warmup:
@@ -361,38 +247,74 @@ def _run_batches(
             warmup = False
         for mode in job.modes:
             rows = [item for item in chunk if mode in item.missing]
-            if not rows:
-                continue
-            inputs = (
-                chunk_inputs
-                if len(rows) == len(chunk)
-                else build_batch_inputs(processor, [i.prompt for i in rows])
+            if rows:
+                inputs = (
+                    chunk_inputs
+                    if len(rows) == len(chunk)
+                    else build_batch_inputs(processor, [i.prompt for i in rows])
+                )
+                _decode_rows(model, processor, job, writer, rows, inputs, mode=mode, save_traces=save_traces)
+
+
+def _prepare_chunk(
+    processor: Any, job: Job, writer: _Writer, todo: Sequence[tuple[int, Mapping, list[str]]]
+) -> tuple[Any, list[_Item]]:
+    """Prompts and model inputs of a batch's samples; a sample that cannot be prepared is recorded as failed.
+
+    Returns:
+        `tuple`: the batch's model inputs (left-padded) and its items still in it, in order.
+    """
+    chunk = []
+    for index, sample, missing in todo:
+        try:
+            prompt = sample_prompt(sample, processor, video_root=job.root, **job.frames)
+        except SAMPLE_ERRORS as error:
+            writer.fail(index, sample, missing, error)
+            continue
+        chunk.append(_Item(index, sample, missing, prompt))
+    chunk_inputs, kept, errors = batch_inputs(processor, [item.prompt for item in chunk])
+    for position, error in errors.items():
+        writer.fail(chunk[position].index, chunk[position].sample, chunk[position].missing, error)
+    return chunk_inputs, [chunk[position] for position in kept]
+
+
+def _decode_rows(
+    model: Any,
+    processor: Any,
+    job: Job,
+    writer: _Writer,
+    rows: list[_Item],
+    inputs: Any,
+    *,
+    mode: str,
+    save_traces: bool,
+) -> None:
+    """Decode the batch's rows that lack ``mode`` in one `generate` call, and write their records."""
+    results = generate_batch(
+        model,
+        processor,
+        inputs,
+        mode=mode,
+        vreason_config=job.configs[mode],
+        generate_kwargs=job.generate_kwargs,
+    )
+    expected = job.expected[mode]
+    writer.write(
+        [
+            answer_record(
+                writer.base_fields(item.index, item.sample, mode),
+                item.sample,
+                result,
+                expected,
+                save_traces,
             )
-            results = generate_batch(
-                model,
-                processor,
-                inputs,
-                mode=mode,
-                vreason_config=job.configs[mode],
-                generate_kwargs=job.generate_kwargs,
-            )
-            expected = job.expected[mode]
-            writer.write(
-                [
-                    answer_record(
-                        writer.base_fields(item.index, item.sample, mode),
-                        item.sample,
-                        result,
-                        expected,
-                        save_traces,
-                    )
-                    for item, result in zip(rows, results, strict=True)
-                ]
-            )
+            for item, result in zip(rows, results, strict=True)
+        ]
+    )
 
 
 def _merge_if_last(
-    output_path: Path, job: _Job, selected: list[tuple[int, Mapping]], rank: int, video_r1_json: bool
+    output_path: Path, job: Job, selected: list[tuple[int, Mapping]], rank: int, video_r1_json: bool
 ) -> dict | None:
     """On a rank of a sharded run: merge and summarise if every rank's records are in, else say what is missing."""
     have = {record_key(r) for r in all_records(output_path)}

@@ -108,6 +108,15 @@ def summarize(records: Iterable[Mapping]) -> dict:
         ValueError: If a record lacks a field or has a malformed value (see :func:`check_record`; the message
             names the record index and the field).
     """
+    per_dataset = {
+        dataset: {mode: _bucket_metrics(bucket) for mode, bucket in modes.items()}
+        for dataset, modes in _group_records(records).items()
+    }
+    return {"per_dataset": per_dataset, "macro_accuracy": _macro_accuracy(per_dataset)}
+
+
+def _group_records(records: Iterable[Mapping]) -> dict[str, dict[str, dict[str, list]]]:
+    """Check each record and sort its values into its (dataset, mode) bucket; groups keep their first-seen order."""
     groups: dict[str, dict[str, dict[str, list]]] = {}
     for index, record in enumerate(records):
         check_record(record, f"record {index}")
@@ -133,28 +142,31 @@ def summarize(records: Iterable[Mapping]) -> dict:
         for key, field in (("tokens", "output_tokens"), ("seconds", "seconds"), ("memory", "peak_memory_mb")):
             if record[field] is not None:
                 bucket[key].append(float(record[field]))
+    return groups
 
-    per_dataset: dict[str, dict[str, dict]] = {}
-    for dataset, modes in groups.items():
-        per_dataset[dataset] = {}
-        for mode, bucket in modes.items():
-            per_dataset[dataset][mode] = {
-                "n": len(bucket["n"]),
-                "n_failed": len(bucket["failed"]),
-                "n_unparsable": len(bucket["unparsable"]),
-                "n_accuracy": len(bucket["accuracy"]),
-                "accuracy": _mean(bucket["accuracy"]),
-                "n_regression": len(bucket["mra"]),
-                "mra": _mean(bucket["mra"]),
-                "n_ocr": len(bucket["ocr"]),
-                "ocr_score": _mean([v for v in bucket["ocr"] if v is not None]),
-                "n_free_form": len(bucket["free_form"]),
-                "rouge_l": _mean([v for v in bucket["free_form"] if v is not None]),
-                "mean_output_tokens": _mean(bucket["tokens"]),
-                "mean_seconds": _mean(bucket["seconds"]),
-                "max_peak_memory_mb": max(bucket["memory"]) if bucket["memory"] else None,
-            }
 
+def _bucket_metrics(bucket: Mapping[str, list]) -> dict:
+    """The metrics of one (dataset, mode) bucket: counts, means (`None` when empty) and the memory peak."""
+    return {
+        "n": len(bucket["n"]),
+        "n_failed": len(bucket["failed"]),
+        "n_unparsable": len(bucket["unparsable"]),
+        "n_accuracy": len(bucket["accuracy"]),
+        "accuracy": _mean(bucket["accuracy"]),
+        "n_regression": len(bucket["mra"]),
+        "mra": _mean(bucket["mra"]),
+        "n_ocr": len(bucket["ocr"]),
+        "ocr_score": _mean([v for v in bucket["ocr"] if v is not None]),
+        "n_free_form": len(bucket["free_form"]),
+        "rouge_l": _mean([v for v in bucket["free_form"] if v is not None]),
+        "mean_output_tokens": _mean(bucket["tokens"]),
+        "mean_seconds": _mean(bucket["seconds"]),
+        "max_peak_memory_mb": max(bucket["memory"]) if bucket["memory"] else None,
+    }
+
+
+def _macro_accuracy(per_dataset: Mapping[str, Mapping[str, Mapping]]) -> dict[str, dict]:
+    """Per mode, the unweighted mean of its per-dataset accuracies, and the datasets that have one."""
     macro: dict[str, dict] = {}
     for dataset, modes in per_dataset.items():
         for mode, metrics in modes.items():
@@ -162,11 +174,10 @@ def summarize(records: Iterable[Mapping]) -> dict:
                 entry = macro.setdefault(mode, {"accuracy": [], "datasets": []})
                 entry["accuracy"].append(metrics["accuracy"])
                 entry["datasets"].append(dataset)
-    macro_accuracy = {
+    return {
         mode: {"accuracy": _mean(entry["accuracy"]), "datasets": entry["datasets"]}
         for mode, entry in macro.items()
     }
-    return {"per_dataset": per_dataset, "macro_accuracy": macro_accuracy}
 
 
 def _percent(value: float | None, count: int | None = None) -> str:
