@@ -336,8 +336,8 @@ TINY_SPECS: dict[str, TinySpec] = {
             _qwen3_vl_config, _qwen3_vl_processor,
             {**_VISION_DEFAULTS, "min_pixels": 32 * 32 * 4, "max_pixels": 32 * 32 * 16 * 8},
             "about 230k parameters; 48 video tokens plus per-frame-pair timestamp text (16-pixel patches, "
-            "deepstack from the first block, interleaved mrope; the pixel budget counts all frames together). "
-            "Its video processor re-samples frames unless called with `do_sample_frames=False` (as `build_inputs` is)",
+            "deepstack from the first block, interleaved mrope; the pixel budget counts all frames together); "
+            "its video processor re-samples frames unless called with `do_sample_frames=False`, as `build_inputs` is",
         ),
         TinySpec(
             "llava_onevision", "LlavaOnevisionConfig", "LlavaOnevisionForConditionalGeneration",
