@@ -1,8 +1,8 @@
 """Shared fixtures: tiny random video LMMs, the real SmolLM2-135M-Instruct, and real/synthetic clips.
 
 Everything runs offline. The model fixtures are session-scoped and therefore shared between tests:
-do not mutate them (no hooks left behind, no weight edits); call the `vreason_hf.testing` builders
-directly for a private copy (they take well under a second).
+do not mutate them (no hooks left behind, no weight edits); call `build_tiny` (or the `vreason_hf.testing`
+shorthands) directly for a private copy (they take well under a second).
 """
 
 from __future__ import annotations
@@ -25,18 +25,10 @@ import numpy as np
 import pytest
 import torch
 
+from vreason_hf.assets import real_clip_path, write_synthetic_clip
 from vreason_hf.inputs import build_inputs
-from vreason_hf.testing import (
-    build_tiny_llama,
-    build_tiny_llava_onevision,
-    build_tiny_qwen2_5_vl,
-    build_tiny_qwen2_vl,
-    build_tiny_qwen3_vl,
-    build_tokenizer,
-    load_smollm2,
-    real_clip_path,
-    write_synthetic_clip,
-)
+from vreason_hf.testing import FAMILIES, Family, load_smollm2
+from vreason_hf.tiny_models import build_tiny, build_tokenizer
 from vreason_hf.video import load_video
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -65,34 +57,21 @@ def tokenizer():
     return build_tokenizer()
 
 
-@pytest.fixture(scope="session")
-def tiny_qwen2_5_vl():
-    """`(model, processor)` of a tiny random Qwen2.5-VL."""
-    return build_tiny_qwen2_5_vl()
+def _tiny_model_fixture(family: Family) -> Any:
+    """The session fixture `tiny_<family>`: `(model, processor)` of the tiny random model (a tokenizer if text-only)."""
+
+    def fixture() -> tuple[Any, Any]:
+        return build_tiny(family.name)
+
+    fixture.__doc__ = (
+        f"`(model, {'processor' if family.video else 'tokenizer'})` of a tiny random {family.name}."
+    )
+    return pytest.fixture(scope="session", name=family.fixture)(fixture)
 
 
-@pytest.fixture(scope="session")
-def tiny_qwen2_vl():
-    """`(model, processor)` of a tiny random Qwen2-VL."""
-    return build_tiny_qwen2_vl()
-
-
-@pytest.fixture(scope="session")
-def tiny_qwen3_vl():
-    """`(model, processor)` of a tiny random Qwen3-VL."""
-    return build_tiny_qwen3_vl()
-
-
-@pytest.fixture(scope="session")
-def tiny_llava_onevision():
-    """`(model, processor)` of a tiny random LLaVA-OneVision."""
-    return build_tiny_llava_onevision()
-
-
-@pytest.fixture(scope="session")
-def tiny_llama():
-    """`(model, tokenizer)` of a tiny random text-only Llama."""
-    return build_tiny_llama()
+# One session fixture per family of `vreason_hf.testing.FAMILIES`: tiny_qwen2_5_vl, ..., tiny_llama.
+for _family in FAMILIES.values():
+    globals()[_family.fixture] = _tiny_model_fixture(_family)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from transformers.utils import logging as hf_logging
 from vreason_hf.assets import named_model_path
 from vreason_hf.cli import main
 from vreason_hf.loading import auto_model_class, hub_reachable, load_model, resolve_model
-from vreason_hf.testing import build_tiny_qwen2_5_vl
+from vreason_hf.testing import FAMILIES, build_tiny_qwen2_5_vl
 
 
 @pytest.fixture
@@ -54,9 +54,7 @@ def bars():
     hf_logging.set_verbosity(verbosity)
 
 
-@pytest.mark.parametrize(
-    "family", ["tiny_qwen2_5_vl", "tiny_qwen2_vl", "tiny_qwen3_vl", "tiny_llava_onevision", "tiny_llama"]
-)
+@pytest.mark.parametrize("family", [family.fixture for family in FAMILIES.values()])
 def test_auto_model_class_rebuilds_the_generating_class_from_a_config_object_or_its_json(family, request):
     """One rule for every surface: loading reads config objects, model cards read `config.json` dicts."""
     model = request.getfixturevalue(family)[0]

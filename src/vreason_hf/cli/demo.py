@@ -165,14 +165,12 @@ def write_example_files(out_dir: Path) -> Path:
     Returns:
         `Path`: the clip in `out_dir`.
     """
-    from ..assets import real_clip_path
+    from ..assets import real_clip_path, write_synthetic_clip
 
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         source = real_clip_path("bikes.mp4")
     except FileNotFoundError as error:
-        from ..testing import write_synthetic_clip
-
         clip = write_synthetic_clip(out_dir / "synthetic.mp4")
         logger.warning("No real clip (%s) Using a synthetic clip instead.", str(error).splitlines()[0])
     else:
