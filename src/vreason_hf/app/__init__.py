@@ -9,6 +9,9 @@ Names are imported on first use, so `vreason --help` does not import torch or Gr
 from __future__ import annotations
 
 import importlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -23,6 +26,25 @@ __all__ = [
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
 """The model `vreason app` and exported Spaces serve unless told otherwise (about 8 GB of weights in bfloat16)."""
+
+
+def check_app_args(
+    num_frames: int, max_new_tokens: int, concurrency_limit: int, examples: Sequence[str | os.PathLike]
+) -> list[Path]:
+    """Raise on a bad setting shared by [`build_app`] and [`build_space_dir`]; return the example clips as paths."""
+    for name, value in (
+        ("num_frames", num_frames),
+        ("max_new_tokens", max_new_tokens),
+        ("concurrency_limit", concurrency_limit),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    clips = [Path(p).expanduser() for p in examples]
+    missing = [str(p) for p in clips if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"Example clip(s) not found: {', '.join(missing)}.")
+    return clips
+
 
 _LAZY = {
     "Answer": ".compare",

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..configuration_vreason import VReasonConfig
 from ..hub import _check_out_dir
-from . import DEFAULT_MODEL
+from . import DEFAULT_MODEL, check_app_args
 
 logger = logging.getLogger(__name__)
 
@@ -184,17 +184,7 @@ def _check_space_args(
     num_frames: int, max_new_tokens: int, concurrency_limit: int, examples: Sequence[str | os.PathLike]
 ) -> list[Path]:
     """Raise on a bad argument of [`build_space_dir`]; return the example clips as paths."""
-    for name, value in (
-        ("num_frames", num_frames),
-        ("max_new_tokens", max_new_tokens),
-        ("concurrency_limit", concurrency_limit),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-    clips = [Path(p).expanduser() for p in examples]
-    missing = [str(p) for p in clips if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"Example clip(s) not found: {', '.join(missing)}.")
+    clips = check_app_args(num_frames, max_new_tokens, concurrency_limit, examples)
     names = [p.name for p in clips]
     if len(set(names)) != len(names):
         raise ValueError(f"Example clips must have different file names, got {names}.")

@@ -16,7 +16,7 @@ from ..configuration_vreason import VReasonConfig
 from ..generation.engine import as_vreason_config
 from ..loading import load_model
 from ..video import VideoDecodeError
-from . import DEFAULT_MODEL
+from . import DEFAULT_MODEL, check_app_args
 from .compare import Answer, ModelSlot, compare_answers, plot_answers
 
 logger = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ def build_app(
         ) from error
 
     config = as_vreason_config(vreason_config)
-    example_paths = _check_app_args(concurrency_limit, num_frames, max_new_tokens, examples)
+    example_paths = check_app_args(num_frames, max_new_tokens, concurrency_limit, examples)
     load_kwargs = {
         "device": device,
         "dtype": dtype,
@@ -292,22 +292,6 @@ def _page(
             concurrency_id="decode",
         )
     return demo
-
-
-def _check_app_args(
-    concurrency_limit: int, num_frames: int, max_new_tokens: int, examples: Sequence[str | os.PathLike]
-) -> list[Path]:
-    """Raise on a bad argument of [`build_app`]; return the example clips as paths."""
-    if isinstance(concurrency_limit, bool) or not isinstance(concurrency_limit, int) or concurrency_limit < 1:
-        raise ValueError(f"`concurrency_limit` must be a positive integer, got {concurrency_limit!r}.")
-    for name, value in (("num_frames", num_frames), ("max_new_tokens", max_new_tokens)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-    example_paths = [Path(p) for p in examples]
-    missing = [str(p) for p in example_paths if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"Example clip(s) not found: {', '.join(missing)}.")
-    return example_paths
 
 
 def _input_panel(
