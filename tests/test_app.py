@@ -204,6 +204,7 @@ def test_plot_draws_both_columns_and_waits_for_a_first_token(tiny_qwen2_5_vl, re
     [
         ({"concurrency_limit": 0}, ValueError, "`concurrency_limit` must be a positive integer"),
         ({"max_new_tokens": 0}, ValueError, "`max_new_tokens` must be a positive integer"),
+        ({"num_frames": True}, ValueError, "`num_frames` must be a positive integer, got True"),
         ({"examples": ["missing.mp4"]}, FileNotFoundError, "Example clip.* not found: missing.mp4"),
         ({"vreason_config": {"lr": -1.0}}, ValueError, "`lr`"),
     ],
@@ -263,12 +264,22 @@ def test_space_folder_has_the_space_header_a_pinned_requirement_and_a_package_on
         ({"model_id": "local"}, ValueError, "is a local folder, which a Space cannot read"),
         ({"model_id": "not a/valid id"}, ValueError, "must be a Hub model id"),
         ({"examples": ["nowhere.mp4"]}, FileNotFoundError, "Example clip.* not found"),
+        (
+            {"examples": ["a/clip.mp4", "b/clip.mp4"]},
+            ValueError,
+            "different file names, got \\['clip.mp4', 'clip.mp4'\\]",
+        ),
+        ({"num_frames": 0}, ValueError, "`num_frames` must be a positive integer, got 0"),
+        ({"concurrency_limit": 0}, ValueError, "`concurrency_limit` must be a positive integer, got 0"),
         ({"vreason_config": {"update_evry": 3}}, TypeError, "did you mean `update_every`"),
     ],
 )
 def test_space_folder_rejects_bad_arguments_before_writing(tmp_path, monkeypatch, kwargs, error, match):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "local").mkdir()
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "clip.mp4").write_bytes(b"")  # only the names matter here
     with pytest.raises(error, match=match):
         build_space_dir(tmp_path / "space", **kwargs)
     assert not (tmp_path / "space").exists()

@@ -132,8 +132,11 @@ def saved_controller(generation, tmp_path_factory):
     return folder
 
 
-def test_a_saved_controller_refuses_an_input_whose_video_sits_elsewhere(qwen, saved_controller, real_clip):
-    model, processor, inputs = qwen
+def test_a_saved_controller_refuses_an_input_whose_video_sits_elsewhere(
+    generation, tiny_qwen2_5_vl, saved_controller, real_clip
+):
+    model, inputs, _ = generation  # the input the controller was saved from
+    _, processor = tiny_qwen2_5_vl
     # The same clip and question, with text before the video: as many video tokens, at other positions.
     content = [
         {"type": "text", "text": "Look:"},
@@ -164,8 +167,8 @@ def _tamper(folder, tmp_path, edit):
     return target
 
 
-def test_a_tampered_rows_tensor_is_a_clear_error(qwen, saved_controller, tmp_path):
-    model, _, inputs = qwen
+def test_a_tampered_rows_tensor_is_a_clear_error(generation, saved_controller, tmp_path):
+    model, inputs, _ = generation
     shifted = _tamper(saved_controller, tmp_path, lambda t: t.update(rows=t["rows"] + 10_000))
     controller = VReasonControllerModel.from_pretrained(model, shifted)  # plausible positions, wrong ones
     with pytest.raises(ValueError, match="controls the value rows"):

@@ -300,6 +300,13 @@ class TinySpec:
     defaults: _Options = field(default_factory=dict)
     notes: str = ""
 
+    def __post_init__(self) -> None:
+        if (self.processor_class is None) != (self.processor is None):
+            raise ValueError(
+                f"TinySpec {self.family!r}: set both `processor_class` and `processor` (a video family) or "
+                "neither (a text-only family)."
+            )
+
     @property
     def video(self) -> bool:
         """Whether the family takes video (it has a processor); `False` for text-only families."""
@@ -423,6 +430,6 @@ def build_tiny(
     config = config_class(**spec.config(_text_config(tokenizer, ids, options), options, ids))
     model = _seeded_init(seed, getattr(transformers, spec.model_class), config)
     _finish(model, ids)
-    if spec.processor_class is None or spec.processor is None:  # text-only
+    if not spec.video:  # text-only: the tokenizer stands in for the processor
         return model, tokenizer
     return model, spec.processor(getattr(transformers, spec.processor_class), tokenizer, options)
