@@ -6,31 +6,22 @@ The served page (browser, `gradio_client`, the exported Space started for real) 
 from __future__ import annotations
 
 import ast
-import hashlib
 import logging
 import threading
 
 import numpy as np
 import pytest
-import torch
 from huggingface_hub import SpaceCard
 
 from vreason_hf import VReasonConfig, vreason_generate
 from vreason_hf.app import DEFAULT_MODEL, ModelSlot, build_app, build_space_dir, compare_answers, plot_answers
+from vreason_hf.testing import weights_digest
 from vreason_hf.video import VideoDecodeError, load_video
 
 pytest.importorskip("gradio", reason="the app needs the `app` extra: pip install 'vreason-hf[app]'")
 
 QUESTION = "What are the people doing?"
 FRAMES, TOKENS = 8, 12
-
-
-def _weights_hash(model) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def _generate(model, inputs, **kwargs):
@@ -72,7 +63,7 @@ def _compare(model, processor, clip, config=None, **kwargs):
 # --------------------------------------------------------------------------------------------- comparison
 def test_columns_equal_greedy_and_vreason_and_stream_token_by_token(tiny_qwen2_5_vl, real_clip, reference):
     model, processor = tiny_qwen2_5_vl
-    before = _weights_hash(model)
+    before = weights_digest(model)
     plain, vreason, snapshots = _compare(model, processor, real_clip)
 
     assert plain.token_ids == reference["greedy"]  # the num_steps=0 column is plain greedy decoding
@@ -91,7 +82,7 @@ def test_columns_equal_greedy_and_vreason_and_stream_token_by_token(tiny_qwen2_5
     assert all(s[0] == n_plain and s[1] for s in snapshots[n_plain + 1 :])
     assert [s[2] for s in snapshots if s[2]] == sorted(s[2] for s in snapshots if s[2])
     assert snapshots[-1] == (n_plain, True, n_vreason, True)
-    assert _weights_hash(model) == before
+    assert weights_digest(model) == before
     assert all(t.name != "vreason-app-decode" for t in threading.enumerate())  # the decoding thread has ended
 
 

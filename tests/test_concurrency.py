@@ -8,7 +8,6 @@ Each module's own behaviour is tested in its own file (tests/test_loop.py, tests
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +21,7 @@ from vreason_hf import VReasonLogitsProcessor, vreason_generate
 from vreason_hf.generation import RawLogitsRecorder, entropy
 from vreason_hf.generation.replay import LastLayerReplay
 from vreason_hf.pipelines import TASK
-from vreason_hf.testing import build_tiny_qwen2_5_vl
+from vreason_hf.testing import build_tiny_qwen2_5_vl, model_fingerprint
 
 NEW_TOKENS = 12
 ROUNDS = 3
@@ -37,15 +36,6 @@ def setup(video_inputs, real_clip):
     model, processor = build_tiny_qwen2_5_vl()
     model.get_decoder().layers[0].requires_grad_(False)  # the flags must come back exactly, not all True
     return model, processor, [video_inputs(processor, real_clip, q) for q in QUESTIONS]
-
-
-def _fingerprint(model: torch.nn.Module) -> tuple[Any, ...]:
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().contiguous().view(torch.uint8).numpy().tobytes())
-    flags = [(n, p.requires_grad, p.grad is None) for n, p in model.named_parameters()]
-    return digest.hexdigest(), flags, [m.training for m in model.modules()]
 
 
 def _hooks(model: torch.nn.Module) -> int:
@@ -105,7 +95,7 @@ def _processor(model, inputs, processor=None):
 
 def test_callable_and_plain_generations_at_once_equal_their_solo_runs(setup):
     model, _, inputs = setup
-    before = _fingerprint(model)
+    before = model_fingerprint(model)
     jobs = [
         lambda: _callable(model, inputs[0]),
         lambda: _callable(model, inputs[1], {**KNOBS, "lite": True}),
@@ -118,12 +108,12 @@ def test_callable_and_plain_generations_at_once_equal_their_solo_runs(setup):
         for got, want in zip(together, solo, strict=True):
             assert torch.equal(got, want)
     assert _hooks(model) == 0
-    assert _fingerprint(model) == before  # weights hash-identical, every requires_grad flag as before
+    assert model_fingerprint(model) == before  # weights hash-identical, every requires_grad flag as before
 
 
 def test_logits_processors_beside_the_callable_and_plain_generate(setup):
     model, _, inputs = setup
-    before = _fingerprint(model)
+    before = model_fingerprint(model)
     shared = VReasonLogitsProcessor(model, KNOBS)  # built here, used by a worker thread
     try:
         jobs = [
@@ -142,12 +132,12 @@ def test_logits_processors_beside_the_callable_and_plain_generate(setup):
     finally:
         shared.close()
     assert _hooks(model) == 0
-    assert _fingerprint(model) == before
+    assert model_fingerprint(model) == before
 
 
 def test_pipeline_shared_by_threads(setup, real_clip):
     model, processor, _ = setup
-    before = _fingerprint(model)
+    before = model_fingerprint(model)
     pipe = pipeline(TASK, model=model, processor=processor)
     common = {"num_frames": 8, "max_new_tokens": NEW_TOKENS, "return_traces": True}
     jobs = [
@@ -166,7 +156,7 @@ def test_pipeline_shared_by_threads(setup, real_clip):
                 if trace in want:
                     np.testing.assert_allclose(got[trace], want[trace], rtol=1e-4, atol=1e-5)
     assert _hooks(model) == 0
-    assert _fingerprint(model) == before
+    assert model_fingerprint(model) == before
 
 
 def test_a_replay_records_only_its_own_threads_forwards(setup):

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import types
+from functools import partial
 
 import pytest
 import torch
 
-from vreason_hf import vreason_generate
 from vreason_hf.generation.controller import ValueController, controlled_rows, norm_preserving_update
+from vreason_hf.testing import greedy_vreason
 
 VID, IMG, PAD = 9, 8, 0
 VL_CONFIG = types.SimpleNamespace(video_token_id=VID, image_token_id=IMG)
@@ -413,10 +414,7 @@ def test_controlled_rows_prompt_scope_with_an_empty_row_raises():
 # controlled_rows' errors as a generation reports them
 
 
-def _vreason(model, inputs, knobs=None):
-    return model.generate(
-        **inputs, max_new_tokens=8, do_sample=False, custom_generate=vreason_generate, vreason_config=knobs
-    )
+_vreason = partial(greedy_vreason, max_new_tokens=8)
 
 
 def test_video_scope_without_video_tokens_says_use_prompt(tiny_llama, qwen):

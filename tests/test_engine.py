@@ -4,7 +4,7 @@ encoder-decoder models and non-finite logits are refused."""
 
 from __future__ import annotations
 
-import hashlib
+from functools import partial
 
 import pytest
 import torch
@@ -12,30 +12,12 @@ from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForCondition
 
 from vreason_hf import VReasonConfig, vreason_generate
 from vreason_hf.generation import ValueController, VReasonEngine
-from vreason_hf.testing import build_tiny_llama
+from vreason_hf.testing import build_tiny_llama, greedy_vreason, model_fingerprint
 
 MAX_NEW = 24
 
 
-def _vreason(model, inputs, config=None, **kwargs):
-    return model.generate(
-        **inputs,
-        max_new_tokens=MAX_NEW,
-        do_sample=False,
-        custom_generate=vreason_generate,
-        vreason_config=config,
-        **kwargs,
-    )
-
-
-def _state_fingerprint(model):
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    flags = [(n, p.requires_grad, p.grad is None) for n, p in model.named_parameters()]
-    modes = [m.training for m in model.modules()]
-    return digest.hexdigest(), flags, modes
+_vreason = partial(greedy_vreason, max_new_tokens=MAX_NEW)
 
 
 # ------------------------------------------------------------------------------------------------ model state
@@ -46,7 +28,7 @@ def test_only_the_controller_receives_gradients_and_model_state_is_restored():
     model.train()  # a user's model in train mode with trainable weights must come back exactly as it was
     model.model.layers[0].requires_grad_(False)
     inputs = tokenizer(["Count: one two three"], return_tensors="pt")
-    before = _state_fingerprint(model)
+    before = model_fingerprint(model)
 
     seen = []
     original = ValueController.adam_step
@@ -63,7 +45,7 @@ def test_only_the_controller_receives_gradients_and_model_state_is_restored():
         ValueController.adam_step = original
     assert out.shape[1] > inputs["input_ids"].shape[1]
     assert seen and all(g > 0 for g in seen)  # gradients reach θ ...
-    assert _state_fingerprint(model) == before  # ... and nothing else changes
+    assert model_fingerprint(model) == before  # ... and nothing else changes
 
 
 # ----------------------------------------------------------------------------------------------------- checks

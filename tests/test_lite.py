@@ -4,34 +4,26 @@ scope, and what token 0 sees."""
 from __future__ import annotations
 
 import copy
+from functools import partial
 
 import pytest
 import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from vreason_hf import vreason_generate
 from vreason_hf.generation.controller import ValueController
 from vreason_hf.generation.lite import prune_cache
 from vreason_hf.generation.objective import entropy
 from vreason_hf.generation.replay import ControlledDynamicLayer
 from vreason_hf.inputs import build_inputs
-from vreason_hf.testing import build_tiny_llava_onevision, real_clip_path
+from vreason_hf.testing import build_tiny_llava_onevision, greedy_vreason, real_clip_path
 from vreason_hf.video import load_video
 
 NEW_TOKENS = 12
 QUESTIONS = ("Why?", "Describe every object that appears in this clip, in order.")
 
 
-def _vreason(model, inputs, knobs, **kwargs):
-    return model.generate(
-        **inputs,
-        max_new_tokens=NEW_TOKENS,
-        do_sample=False,
-        custom_generate=vreason_generate,
-        vreason_config=knobs,
-        **kwargs,
-    )
+_vreason = partial(greedy_vreason, max_new_tokens=NEW_TOKENS)
 
 
 def _user(*items):

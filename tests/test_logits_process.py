@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 
-from vreason_hf import VReasonConfig, VReasonLogitsProcessor, vreason_generate
+from vreason_hf import VReasonConfig, VReasonLogitsProcessor
+from vreason_hf.testing import greedy_vreason
 
 MAX_NEW = 24
 KNOBS = {"lr": 0.3, "update_every": 1}
@@ -16,15 +19,7 @@ def _greedy(model, inputs, **kwargs):
     return model.generate(**inputs, max_new_tokens=MAX_NEW, do_sample=False, **kwargs)
 
 
-def _vreason(model, inputs, config=None, **kwargs):
-    return model.generate(
-        **inputs,
-        max_new_tokens=MAX_NEW,
-        do_sample=False,
-        custom_generate=vreason_generate,
-        vreason_config=config,
-        **kwargs,
-    )
+_vreason = partial(greedy_vreason, max_new_tokens=MAX_NEW)
 
 
 def test_logits_processor_form_matches_callable(qwen):

@@ -5,14 +5,14 @@ sampling, the streamer and its live traces, `torch.inference_mode()`, and the ge
 from __future__ import annotations
 
 import copy
-import hashlib
+from functools import partial
 
 import pytest
 import torch
 from transformers.generation.streamers import BaseStreamer
 
 from vreason_hf import VReasonConfig, VReasonGenerateOutput, vreason_generate
-from vreason_hf.testing import VIDEO_FIXTURES
+from vreason_hf.testing import VIDEO_FIXTURES, greedy_vreason, model_fingerprint
 from vreason_hf.video import load_video
 
 MAX_NEW = 24
@@ -24,23 +24,7 @@ def _greedy(model, inputs, **kwargs):
     return model.generate(**inputs, max_new_tokens=MAX_NEW, do_sample=False, **kwargs)
 
 
-def _vreason(model, inputs, config=None, **kwargs):
-    return model.generate(
-        **inputs,
-        max_new_tokens=MAX_NEW,
-        do_sample=False,
-        custom_generate=vreason_generate,
-        vreason_config=config,
-        **kwargs,
-    )
-
-
-def _fingerprint(model):
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest(), [(n, p.requires_grad) for n, p in model.named_parameters()]
+_vreason = partial(greedy_vreason, max_new_tokens=MAX_NEW)
 
 
 @pytest.fixture(params=VIDEO_FIXTURES)
@@ -278,11 +262,11 @@ def test_put_traces_has_one_entry_per_batch_row(tiny_llama):
 def test_the_callable_works_under_inference_mode(qwen, knobs):
     model, _, inputs = qwen
     expected = _vreason(model, inputs, knobs)
-    before = _fingerprint(model)
+    before = model_fingerprint(model)
     with torch.inference_mode():
         got = _vreason(model, inputs, knobs)
     assert torch.equal(got, expected)
-    assert _fingerprint(model) == before
+    assert model_fingerprint(model) == before
 
 
 # ----------------------------------------------------------------------------------------------------- errors
@@ -297,7 +281,7 @@ def test_unsupported_generation_modes_raise(qwen):
     with pytest.raises(TypeError, match="dynamic"):
         _vreason(model, inputs, cache_implementation="static")
     with pytest.raises(TypeError, match="vreason_config"):
-        _vreason(model, inputs, config=[1, 2])
+        _vreason(model, inputs, [1, 2])
     with pytest.raises(TypeError, match="did you mean `lr`"):
         _vreason(model, inputs, {"lrr": 0.1})
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import vreason_hf
 from vreason_hf import assets, testing
@@ -125,3 +126,29 @@ def test_smollm2_answers_a_chat_prompt(smollm2, question, answer):
     assert answer in reply
     other = "Berlin" if answer == "Paris" else "Paris"
     assert other not in reply
+
+
+# --------------------------------------------------------------------------------------------------
+# Fingerprints: what the "model state restored" invariants compare
+# --------------------------------------------------------------------------------------------------
+
+
+def test_the_fingerprint_sees_one_ulp_a_grad_flag_a_grad_and_a_mode():
+    model, _ = testing.build_tiny_llama(num_hidden_layers=1)
+    before = testing.model_fingerprint(model)
+    assert testing.model_fingerprint(testing.build_tiny_llama(num_hidden_layers=1)[0]) == before  # same seed
+    weight = model.lm_head.weight
+    with torch.no_grad():
+        weight[0, 0] = torch.nextafter(weight[0, 0], torch.tensor(float("inf")))
+    assert testing.weights_digest(model) != before[0]
+    model, _ = testing.build_tiny_llama(num_hidden_layers=1)
+    weight = model.lm_head.weight
+    for change, undo in (
+        (lambda: weight.requires_grad_(False), lambda: weight.requires_grad_(True)),
+        (lambda: setattr(weight, "grad", torch.zeros_like(weight)), lambda: setattr(weight, "grad", None)),
+        (model.train, model.eval),
+    ):
+        change()
+        assert testing.model_fingerprint(model) != before
+        undo()
+        assert testing.model_fingerprint(model) == before

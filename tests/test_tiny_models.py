@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
-from vreason_hf.testing import VIDEO_FIXTURES, count_parameters
+from vreason_hf.testing import VIDEO_FIXTURES, count_parameters, weights_digest
 from vreason_hf.tiny_models import CHAT_TEMPLATE, SPECIAL_TOKENS, TINY_SPECS, TinySpec, build_tiny
 
 QUESTION = "What happens in the video?"
@@ -227,15 +227,6 @@ OLD_BUILDER_DIGESTS = [
 ]
 
 
-def _weights_digest(model) -> str:
-    digest = hashlib.sha256()
-    state = model.state_dict()
-    for name in sorted(state):
-        digest.update(name.encode())
-        digest.update(state[name].detach().contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
 def _without_version(value):
     if isinstance(value, dict):
         return {key: _without_version(item) for key, item in value.items() if key != "transformers_version"}
@@ -266,7 +257,7 @@ def _installed(name: str) -> str:
 @pytest.mark.parametrize(("family", "overrides", "weights", "config"), OLD_BUILDER_DIGESTS)
 def test_build_tiny_makes_exactly_the_models_of_the_old_builders(family, overrides, weights, config):
     model, processor = build_tiny(family, **overrides)
-    assert _weights_digest(model) == weights
+    assert weights_digest(model)[:16] == weights
     assert _config_digest(model, processor) == config
 
 

@@ -60,8 +60,11 @@ __all__ = [
     "build_tiny_qwen3_vl",
     "build_tokenizer",
     "count_parameters",
+    "greedy_vreason",
     "load_smollm2",
+    "model_fingerprint",
     "real_clip_path",
+    "weights_digest",
     "write_synthetic_clip",
 ]
 
@@ -125,6 +128,40 @@ def build_tiny_llava_onevision(
 def build_tiny_llama(seed: int = 0, **overrides: Any) -> tuple[LlamaForCausalLM, Qwen2Tokenizer]:
     """`build_tiny("llama", seed, **overrides)`: a tiny random text-only Llama and the byte-level tokenizer."""
     return build_tiny("llama", seed, **overrides)
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """The sha256 of every tensor of `model.state_dict()` (names and bytes, in name order): equal iff bit-identical."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def model_fingerprint(model: torch.nn.Module) -> tuple[str, list[tuple[str, bool, bool]], list[bool]]:
+    """What a V-Reason run must leave as it was: the weights' digest, each parameter's `requires_grad` and whether its
+    `.grad` is `None`, and every module's `training` flag."""
+    flags = [(name, p.requires_grad, p.grad is None) for name, p in model.named_parameters()]
+    return weights_digest(model), flags, [module.training for module in model.modules()]
+
+
+def greedy_vreason(
+    model: PreTrainedModel, inputs: Any, vreason_config: Any = None, *, max_new_tokens: int, **kwargs: Any
+) -> Any:
+    """`model.generate(**inputs, ...)` decoding greedily with [`~vreason_hf.vreason_generate`] and `vreason_config`."""
+    from .generation import vreason_generate
+
+    return model.generate(
+        **inputs,
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        custom_generate=vreason_generate,
+        vreason_config=vreason_config,
+        **kwargs,
+    )
 
 
 def count_parameters(model: torch.nn.Module) -> int:
