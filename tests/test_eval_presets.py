@@ -112,6 +112,7 @@ def test_preset_paper_runs_the_six_benchmarks_and_prints_the_paper_beside_ours(
     generation = records[0]["generation"]  # the paper's settings; options given explicitly win
     assert (generation["fps"], generation["num_frames"], generation["do_sample"]) == (2.0, None, False)
     assert (generation["max_frames"], generation["max_new_tokens"]) == (2, 3)
+    assert generation["max_pixels"] == PAPER_SETTINGS["max_pixels"] == 128 * 28 * 28  # Video-R1's, per frame
     video_r1_files = sorted(p.name for p in output.with_suffix(".video_r1").iterdir())
     assert video_r1_files == sorted(
         f"eval_{n}_{m}_output.json" for n in FOLDERS for m in PAPER_SETTINGS["modes"]
@@ -142,3 +143,15 @@ def test_preset_paper_names_missing_files_and_how_to_fetch_them(model_dir, tmp_p
     assert code == 1 and err.count("\n") == 1 and err.startswith("Error: ")
     assert "lacks eval_videommmu.json, eval_mmvu.json, eval_tempcompass.json" in err
     assert "hf download Video-R1/Video-R1-eval --repo-type dataset" in err
+
+
+def test_the_presets_pixel_budget_is_kept_where_the_video_processor_takes_one_and_said_where_not(
+    tiny_qwen2_5_vl, tiny_qwen3_vl, capsys
+):
+    from vreason_hf.cli.eval import _preset_pixel_budget
+
+    budget = PAPER_SETTINGS["max_pixels"]
+    assert _preset_pixel_budget(tiny_qwen2_5_vl[1], budget) == budget
+    assert capsys.readouterr().err == ""
+    assert _preset_pixel_budget(tiny_qwen3_vl[1], budget) is None
+    assert "this model's (Qwen3VLVideoProcessor) keeps its own" in capsys.readouterr().err

@@ -256,6 +256,51 @@ def test_num_frames_takes_every_frame_of_a_shorter_clip(tiny_qwen2_5_vl, synthet
     assert record["generation"]["num_frames"] == 64 and record["output_tokens"] >= 1
 
 
+def test_max_pixels_caps_each_frame_and_is_recorded_and_checked_on_resume(
+    tiny_qwen2_5_vl, samples, real_clip, tmp_path
+):
+    model, _ = tiny_qwen2_5_vl
+    budget = 28 * 28 * 4  # below the tiny processor's own 28 * 28 * 16
+    grids = []
+    hook = model.model.visual.register_forward_pre_hook(  # the vision tower sees each run's frame grid once
+        lambda module, args, kwargs: grids.append(kwargs["grid_thw"]), with_kwargs=True
+    )
+    try:
+        _run(tiny_qwen2_5_vl, samples[:1], tmp_path / "capped.jsonl", real_clip, max_pixels=budget)
+        _run(tiny_qwen2_5_vl, samples[:1], tmp_path / "own.jsonl", real_clip)
+    finally:
+        hook.remove()
+    capped, own = [grid[0].tolist() for grid in grids]  # (frames / 2, height, width) in patches
+    patch = 14 * 14  # pixels of one vision patch
+    assert capped[1] * capped[2] * patch <= budget < own[1] * own[2] * patch
+    (record,) = read_records(tmp_path / "capped.jsonl")
+    assert record["generation"]["max_pixels"] == budget
+    (record,) = read_records(tmp_path / "own.jsonl")
+    assert "max_pixels" not in record["generation"]  # records made before the option resume unchanged
+    with pytest.raises(ValueError, match=r"different generation \(max_pixels: 3136 -> None\)"):
+        _run(tiny_qwen2_5_vl, samples[:1], tmp_path / "capped.jsonl", real_clip)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "max_pixels", "match"),
+    [
+        (
+            "tiny_qwen3_vl",
+            3136,
+            r"per-frame pixel budget of Qwen2-VL / Qwen2\.5-VL.*is Qwen3VLVideoProcessor",
+        ),
+        ("tiny_qwen2_5_vl", 0, r"`max_pixels` must be a positive integer or None, got 0"),
+    ],
+)
+def test_max_pixels_is_refused_before_anything_runs(
+    request, fixture, max_pixels, match, samples, real_clip, tmp_path
+):
+    output = tmp_path / "results.jsonl"
+    with pytest.raises(ValueError, match=match):
+        _run(request.getfixturevalue(fixture), samples, output, real_clip, max_pixels=max_pixels)
+    assert not output.exists()
+
+
 # --------------------------------------------------------------------------------------------------
 # Batches: `batch_size=N` records equal the batch-1 records token for token, and resume across sizes
 # --------------------------------------------------------------------------------------------------

@@ -74,6 +74,13 @@ _BatchSize = Annotated[
 _MaxNewTokens = Annotated[
     int | None, typer.Option(help="At most this many new tokens (default: 1024, the paper's).")
 ]
+_MaxPixels = Annotated[
+    int | None,
+    typer.Option(
+        help="Resize each video frame to at most this many pixels, as Video-R1 does (100352 = 128*28*28; "
+        "Qwen2-VL / Qwen2.5-VL video processors). Default: the model's own budget; --preset paper: 100352."
+    ),
+]
 _Shard = Annotated[
     str | None,
     typer.Option(help="INDEX/COUNT: run one shard by hand (default: from accelerate launch / torchrun)."),
@@ -151,6 +158,21 @@ def _preset_settings(preset: str | None) -> dict[str, Any]:
     from ..eval.presets import PAPER_SETTINGS
 
     return PAPER_SETTINGS
+
+
+def _preset_pixel_budget(processor: Any, max_pixels: int) -> int | None:
+    """The preset's per-frame pixel budget where the video processor takes one; elsewhere `None`, said once."""
+    from ..eval.samples import takes_pixel_budget
+
+    if takes_pixel_budget(processor):
+        return max_pixels
+    name = type(getattr(processor, "video_processor", None)).__name__
+    typer.echo(
+        f"Note: the preset's per-frame pixel budget ({max_pixels}, Video-R1's) applies to Qwen2-VL / Qwen2.5-VL "
+        f"video processors; this model's ({name}) keeps its own.",
+        err=True,
+    )
+    return None
 
 
 def _data_files(
@@ -281,6 +303,7 @@ def eval_command(
     num_frames: NumFramesOption = None,
     fps: FpsOption = None,
     max_frames: MaxFramesOption = None,
+    max_pixels: _MaxPixels = None,
     max_new_tokens: _MaxNewTokens = None,
     device: DeviceOption = "auto",
     dtype: DtypeOption = "auto",
@@ -319,6 +342,8 @@ def eval_command(
         model_obj, processor = load_model(
             model, device=device, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code
         )
+        if max_pixels is None and "max_pixels" in settings:
+            max_pixels = _preset_pixel_budget(processor, settings["max_pixels"])
         summary = _evaluate_all(
             model_obj,
             processor,
@@ -334,6 +359,7 @@ def eval_command(
             num_frames=num_frames,
             fps=fps,
             max_frames=max_frames,
+            max_pixels=max_pixels,
             video_backend=video_backend,
             limit=limit,
             shard=shard_tuple,

@@ -21,7 +21,7 @@ from .data import sample_id
 from .generation import DEFAULT_GENERATE_KWARGS, _mode_config
 from .records import record_key
 from .results import all_records
-from .samples import check_samples
+from .samples import check_samples, pixel_budget_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ class Job:
     root: Path | None
     frames: dict[str, Any]  # num_frames, fps, max_frames, video_backend
     generate_kwargs: dict[str, Any] | None
+    # the processor's keyword arguments (the per-frame pixel budget), or None
+    processor_kwargs: dict[str, Any] | None = None
     todo: list[tuple[int, Mapping, list[str]]] = field(default_factory=list)
 
     @property
@@ -91,17 +93,23 @@ def new_job(
     generate_kwargs: dict[str, Any] | None,
     selected: Sequence[tuple[int, Mapping]],
     video_root: str | Path | None,
+    processor: Any = None,
+    max_pixels: int | None = None,
 ) -> Job:
-    """The job of one dataset's run, its ``todo`` still empty (see [`plan_job`])."""
+    """The job of one dataset's run, its ``todo`` still empty (see [`plan_job`]); ``max_pixels`` is checked against
+    the processor (see [`~vreason_hf.eval.samples.pixel_budget_kwargs`])."""
+    processor_kwargs = pixel_budget_kwargs(processor, max_pixels)
+    sampling = {**frames, "max_pixels": max_pixels}
     return Job(
         dataset=dataset,
         modes=tuple(configs),
         configs=configs,
-        expected=_expected_fields(model, configs, generate_kwargs, frames),
+        expected=_expected_fields(model, configs, generate_kwargs, sampling),
         ids={index: sample_id(sample, index) for index, sample in selected},
         root=Path(video_root).expanduser() if video_root is not None else None,
         frames=frames,
         generate_kwargs=generate_kwargs,
+        processor_kwargs=processor_kwargs,
     )
 
 
@@ -136,9 +144,12 @@ def _expected_fields(
 ) -> dict[str, dict[str, Any]]:
     """Per mode, the fields that say how its records are made (checked on resume): knobs, generation, model.
 
-    The ``generation`` field holds the decoding settings and the frame sampling (the video backend excluded).
+    The ``generation`` field holds the decoding settings and the frame sampling (the video backend excluded), and
+    ``max_pixels`` where one is set (so records made before that setting existed still resume).
     """
     sampling = {key: frames[key] for key in ("num_frames", "fps", "max_frames")}
+    if frames.get("max_pixels") is not None:
+        sampling["max_pixels"] = frames["max_pixels"]
     generation = _jsonable({**DEFAULT_GENERATE_KWARGS, **(generate_kwargs or {}), **sampling})
     model_name = str(getattr(model, "name_or_path", "") or type(model).__name__)
     return {
@@ -165,8 +176,9 @@ def _check_settings(existing: list[dict], job: Job, output_path: Path) -> None:
                 continue
             if isinstance(value, dict) and isinstance(record.get(key), dict):
                 old = record[key]
+                keys = [*value, *(k for k in old if k not in value)]  # a setting dropped since counts too
                 diffs = [
-                    f"{k}: {old.get(k)!r} -> {value.get(k)!r}" for k in value if old.get(k) != value.get(k)
+                    f"{k}: {old.get(k)!r} -> {value.get(k)!r}" for k in keys if old.get(k) != value.get(k)
                 ]
                 what = f"{key} ({'; '.join(diffs[:3])})"
             else:

@@ -78,6 +78,7 @@ PAPER_SETTINGS: dict[str, Any] = {
     "do_sample": False,
     "fps": 2.0,
     "max_frames": 16,
+    "max_pixels": 128 * 28 * 28,  # per video frame (Video-R1's; Qwen2-VL / Qwen2.5-VL video processors)
     "video_r1_json": True,
 }
 """The preset's settings: the paper's three columns, greedy decoding of at most 1024 new tokens (Video-R1 decodes

@@ -67,6 +67,7 @@ def evaluate(
     num_frames: int | None = None,
     fps: float | None = None,
     max_frames: int | None = None,
+    max_pixels: int | None = None,
     video_backend: str = "auto",
     limit: int | None = None,
     dataset_name: str = "dataset",
@@ -120,6 +121,9 @@ def evaluate(
         max_frames (`int`, *optional*):
             Frame cap. A clip shorter than ``num_frames`` gives all its frames (rather than the error
             [`~vreason_hf.video.load_video`] raises), so one short clip cannot stop a long run.
+        max_pixels (`int`, *optional*):
+            Resize each video frame to at most this many pixels, as Video-R1 does (``128 * 28 * 28``); Qwen2-VL /
+            Qwen2.5-VL video processors only. Defaults to the video processor's own budget.
         video_backend (`str`, *optional*, defaults to `"auto"`):
             Decoder for [`~vreason_hf.video.load_video`].
         limit (`int`, *optional*):
@@ -167,6 +171,8 @@ def evaluate(
         generate_kwargs=generate_kwargs,
         selected=selected,
         video_root=video_root,
+        processor=processor,
+        max_pixels=max_pixels,
     )
     mine = [(index, sample) for index, sample in selected if index % world == rank]
     plan_job(job, processor, output_path, mine, retry_failed=retry_failed)
@@ -251,7 +257,9 @@ def _run_batches(
                 inputs = (
                     chunk_inputs
                     if len(rows) == len(chunk)
-                    else build_batch_inputs(processor, [i.prompt for i in rows])
+                    else build_batch_inputs(
+                        processor, [i.prompt for i in rows], processor_kwargs=job.processor_kwargs
+                    )
                 )
                 _decode_rows(model, processor, job, writer, rows, inputs, mode=mode, save_traces=save_traces)
 
@@ -272,7 +280,9 @@ def _prepare_chunk(
             writer.fail(index, sample, missing, error)
             continue
         chunk.append(_Item(index, sample, missing, prompt))
-    chunk_inputs, kept, errors = batch_inputs(processor, [item.prompt for item in chunk])
+    chunk_inputs, kept, errors = batch_inputs(
+        processor, [item.prompt for item in chunk], job.processor_kwargs
+    )
     for position, error in errors.items():
         writer.fail(chunk[position].index, chunk[position].sample, chunk[position].missing, error)
     return chunk_inputs, [chunk[position] for position in kept]

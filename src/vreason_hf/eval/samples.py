@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,17 @@ from .scoring import build_prompt
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SAMPLE_ERRORS", "batch_inputs", "check_samples", "frame_request", "media_path", "sample_prompt"]
+__all__ = [
+    "SAMPLE_ERRORS",
+    "batch_inputs",
+    "check_samples",
+    "frame_request",
+    "media_path",
+    "pixel_budget_kwargs",
+    "sample_prompt",
+    "takes_pixel_budget",
+]
+
 
 SAMPLE_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError, EOFError)
 """Errors that, raised while a sample's video or image is read and prepared, fail that sample rather than the run
@@ -125,8 +136,42 @@ def sample_prompt(
     return Prompt(text, video=frames, video_metadata=metadata)
 
 
-def batch_inputs(processor: Any, prompts: list[Prompt]) -> tuple[Any, list[int], dict[int, BaseException]]:
-    """One batch of the prompts the processor takes (see :func:`~vreason_hf.inputs.build_batch_inputs`).
+def takes_pixel_budget(processor: Any) -> bool:
+    """Whether the processor's video processor sizes each frame by a pixel budget: Qwen2-VL's, which Qwen2.5-VL
+    uses too (Qwen3-VL's budget counts all frames together; LLaVA-OneVision resizes to a fixed size)."""
+    return type(getattr(processor, "video_processor", None)).__name__ == "Qwen2VLVideoProcessor"
+
+
+def pixel_budget_kwargs(processor: Any, max_pixels: int | None) -> dict[str, Any] | None:
+    """The processor keyword arguments that resize each video frame to at most ``max_pixels`` pixels (Video-R1's
+    ``max_pixels``); `None` for ``max_pixels=None`` (the video processor's own budget).
+
+    Raises:
+        ValueError: If ``max_pixels`` is not a positive integer, or the video processor is not Qwen2-VL's.
+    """
+    if max_pixels is None:
+        return None
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise ValueError(f"`max_pixels` must be a positive integer or None, got {max_pixels!r}.")
+    if not takes_pixel_budget(processor):
+        name = type(getattr(processor, "video_processor", None)).__name__
+        raise ValueError(
+            f"`max_pixels` is the per-frame pixel budget of Qwen2-VL / Qwen2.5-VL's video processor (Video-R1's "
+            f"setting); this model's video processor is {name}. Leave `max_pixels` out (CLI: `--max-pixels`)."
+        )
+    size = processor.video_processor.size
+    return {
+        "videos_kwargs": {
+            "size": {"shortest_edge": min(size.shortest_edge, max_pixels), "longest_edge": max_pixels}
+        }
+    }
+
+
+def batch_inputs(
+    processor: Any, prompts: list[Prompt], processor_kwargs: dict[str, Any] | None = None
+) -> tuple[Any, list[int], dict[int, BaseException]]:
+    """One batch of the prompts the processor takes (see :func:`~vreason_hf.inputs.build_batch_inputs`, which
+    ``processor_kwargs`` is passed to).
 
     Returns:
         `tuple`: the batch (`None` when no prompt is left), the positions of the prompts in it, and the error of
@@ -134,19 +179,20 @@ def batch_inputs(processor: Any, prompts: list[Prompt]) -> tuple[Any, list[int],
     """
     if not prompts:
         return None, [], {}
+    build = partial(build_batch_inputs, processor, processor_kwargs=processor_kwargs)
     try:
-        return build_batch_inputs(processor, prompts), list(range(len(prompts))), {}
+        return build(prompts), list(range(len(prompts))), {}
     except SAMPLE_ERRORS as error:
         if len(prompts) == 1:
             return None, [], {0: error}
     kept, errors = [], {}
     for position, prompt in enumerate(prompts):  # find the culprit(s): only paid when a batch fails
         try:
-            build_batch_inputs(processor, [prompt])
+            build([prompt])
         except SAMPLE_ERRORS as error:
             errors[position] = error
             continue
         kept.append(position)
     if not kept:
         return None, [], errors
-    return build_batch_inputs(processor, [prompts[p] for p in kept]), kept, errors
+    return build([prompts[p] for p in kept]), kept, errors
