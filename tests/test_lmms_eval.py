@@ -21,6 +21,7 @@ pytest.importorskip("lmms_eval", reason="lmms-eval (the `lmms-eval` extra) is no
 
 from vreason_hf import VReasonConfig
 from vreason_hf.eval import build_prompt, generate_answer
+from vreason_hf.eval.samples import pixel_budget_kwargs
 from vreason_hf.inputs import build_inputs
 from vreason_hf.testing import build_tiny_qwen2_5_vl, real_clip_path
 from vreason_hf.video import load_video
@@ -56,7 +57,12 @@ def _lmms_eval(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
 
 def test_lmms_eval_runs_the_local_task_with_vreason_batched(model_dir, tmp_path):
     model_args = ",".join(
-        [f"pretrained={model_dir}", f"num_frames={FRAMES}", *(f"{k}={v}" for k, v in KNOBS.items())]
+        [
+            f"pretrained={model_dir}",
+            f"num_frames={FRAMES}",
+            "max_pixels=3136",  # Video-R1's per-frame budget option (a small one here)
+            *(f"{k}={v}" for k, v in KNOBS.items()),
+        ]
     )
     out = tmp_path / "out"
     result = _lmms_eval(
@@ -85,7 +91,10 @@ def test_lmms_eval_runs_the_local_task_with_vreason_batched(model_dir, tmp_path)
     for sample in samples:
         doc = docs[sample["doc_id"]]
         frames, metadata = load_video(real_clip_path(doc["path"]), num_frames=FRAMES)
-        inputs = build_inputs(processor, build_prompt(doc), video=frames, video_metadata=metadata)
+        budget = pixel_budget_kwargs(processor, 3136)  # fewer video tokens than the processor's own budget
+        inputs = build_inputs(
+            processor, build_prompt(doc), video=frames, video_metadata=metadata, processor_kwargs=budget
+        )
         alone = generate_answer(
             model, processor, inputs, vreason_config=KNOBS, generate_kwargs={"max_new_tokens": MAX_NEW}
         )
@@ -127,6 +136,8 @@ def test_model_args_are_validated_and_loglikelihood_is_refused(model_dir):
         VReasonLMM(pretrained=str(model_dir), update_every=0)
     with pytest.raises(ValueError, match="--batch_size auto` is not supported"):
         VReasonLMM(pretrained=str(model_dir), batch_size="auto")
+    with pytest.raises(ValueError, match="`max_pixels` must be a positive integer or None, got 0"):
+        VReasonLMM(pretrained=str(model_dir), max_pixels=0)
     lm = VReasonLMM.create_from_arg_string(f"pretrained={model_dir},lr=1,lite=True", {"batch_size": "4"})
     assert (lm.mode, lm.batch_size, lm.config.lr) == ("lite", 4, 1.0)  # `lr=1` parses as an int: made a float
     assert lm.config == VReasonConfig(lr=1.0)

@@ -47,7 +47,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 
 from ..configuration_vreason import VReasonConfig
 from ..eval.generation import generate_batch
-from ..eval.samples import frame_request
+from ..eval.samples import frame_request, pixel_budget_kwargs
 from ..inputs import Prompt, build_batch_inputs, frame_sampling, is_multimodal
 
 logger = logging.getLogger(__name__)
@@ -107,6 +107,8 @@ class VReasonLMM(lmms):
             `False` decodes with the plain base model (the knobs are then ignored, with a warning).
         num_frames, fps, max_frames (`int` / `float` / `int`, *optional*):
             Frame sampling, as in ``vreason eval``: by default 2 fps, at most 16 frames.
+        max_pixels (`int`, *optional*):
+            Per-frame pixel budget, as ``vreason eval --max-pixels`` (Video-R1: ``100352``; Qwen2-VL / Qwen2.5-VL).
         video_backend (`str`, *optional*, defaults to `"auto"`):
             Decoder for [`~vreason_hf.video.load_video`].
         max_new_tokens (`int`, *optional*, defaults to 1024):
@@ -133,6 +135,7 @@ class VReasonLMM(lmms):
         num_frames: int | None = None,
         fps: float | None = None,
         max_frames: int | None = None,
+        max_pixels: int | None = None,
         video_backend: str = "auto",
         max_new_tokens: int = 1024,
         batch_size: int | str = 1,
@@ -148,7 +151,7 @@ class VReasonLMM(lmms):
         if unknown:
             raise TypeError(
                 f"Unknown `model_args` for the `{MODEL_NAME}` model: {', '.join(unknown)}. Accepted: pretrained, "
-                "vreason, num_frames, fps, max_frames, video_backend, max_new_tokens, device, dtype, device_map, "
+                "vreason, num_frames, fps, max_frames, max_pixels, video_backend, max_new_tokens, device, dtype, device_map, "
                 f"trust_remote_code and the V-Reason knobs {', '.join(VReasonConfig.knob_names())}."
             )
         fields = VReasonConfig.__dataclass_fields__
@@ -202,6 +205,7 @@ class VReasonLMM(lmms):
             device_map=device_map,
             trust_remote_code=trust_remote_code,
         )
+        self.processor_kwargs = pixel_budget_kwargs(self.processor, max_pixels)
         self._warned_gen_kwargs: set[str] = set()
 
     # lmms-eval reads these -------------------------------------------------------------------------------
@@ -260,7 +264,7 @@ class VReasonLMM(lmms):
         gen_kwargs = dict(requests[0].args[1])
         until = gen_kwargs.pop("until", None)
         until = [until] if isinstance(until, str) else list(until or [])
-        inputs = build_batch_inputs(self.processor, prompts)
+        inputs = build_batch_inputs(self.processor, prompts, processor_kwargs=self.processor_kwargs)
         answers = generate_batch(
             self._model,
             self.processor,
