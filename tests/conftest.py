@@ -7,6 +7,7 @@ shorthands) directly for a private copy (they take well under a second).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -210,6 +211,39 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_qwen2_5_vl) ->
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture
+def eval_clips(tmp_path) -> Path:
+    """A folder with a small real clip (176x144) as `good.mp4` and a corrupt `corrupt.mp4` (fixed bytes)."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    shutil.copyfile(real_clip_path("carphone_pristine.mp4"), folder / "good.mp4")
+    (folder / "corrupt.mp4").write_bytes(bytes(range(256)) * 40)
+    return folder
+
+
+class _TransformersLog(logging.Handler):
+    """Collects transformers' own log records of WARNING and above (its library logger does not propagate to pytest's
+    caplog)."""
+
+    def __enter__(self) -> list[str]:
+        self.messages: list[str] = []
+        self.setLevel(logging.WARNING)
+        logging.getLogger("transformers").addHandler(self)
+        return self.messages
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("transformers").removeHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def transformers_log() -> type[_TransformersLog]:
+    """`with transformers_log() as messages:` collects what transformers logs (WARNING and above) in the block."""
+    return _TransformersLog
 
 
 # --------------------------------------------------------------------------------------------------

@@ -4,12 +4,10 @@ merged and plotted; bad data, results and options reported in one line naming th
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from vreason_hf.assets import real_clip_path
 from vreason_hf.eval import read_records
 
 FAST = ["--max-new-tokens", "4", "--num-frames", "4"]
@@ -66,18 +64,8 @@ def data_file(tmp_path_factory, real_clip) -> Path:
 
 
 @pytest.fixture
-def clips(tmp_path) -> Path:
-    """A folder with a small real clip (176x144) and a corrupt `.mp4` (random bytes)."""
-    folder = tmp_path / "clips"
-    folder.mkdir()
-    shutil.copyfile(real_clip_path("carphone_pristine.mp4"), folder / "good.mp4")
-    (folder / "corrupt.mp4").write_bytes(bytes(range(256)) * 40)
-    return folder
-
-
-@pytest.fixture
 def good_and_corrupt(tmp_path) -> Path:
-    """An evaluation file whose second sample's video is corrupt (see `clips`)."""
+    """An evaluation file whose second sample's video is corrupt (see `eval_clips`)."""
     path = tmp_path / "eval_bikes.json"
     path.write_text(json.dumps([_sample("good.mp4", 1), _sample("corrupt.mp4", 2)]))
     return path
@@ -87,10 +75,10 @@ def _eval_args(model_dir: Path, data: Path, output: Path, *extra: str) -> list[s
     return ["eval", "--model", str(model_dir), "--data", str(data), "--output", str(output), *FAST, *extra]
 
 
-def _eval_clips(model_dir: Path, data: Path, output: Path, clips: Path) -> list[str]:
+def _eval_clips(model_dir: Path, data: Path, output: Path, eval_clips: Path) -> list[str]:
     return [
         "eval", "--model", str(model_dir), "--data", str(data), "--output", str(output),
-        "--video-root", str(clips), "--max-new-tokens", "3", "--num-frames", "4", "--no-progress",
+        "--video-root", str(eval_clips), "--max-new-tokens", "3", "--num-frames", "4", "--no-progress",
     ]  # fmt: skip
 
 
@@ -179,9 +167,9 @@ def test_eval_merge_and_plot_commands(cli, tiny_model_dir, data_file, real_clip,
 
 
 def test_eval_counts_failed_samples_and_says_how_to_retry(
-    cli, tiny_model_dir, good_and_corrupt, clips, tmp_path
+    cli, tiny_model_dir, good_and_corrupt, eval_clips, tmp_path
 ):
-    code, out, err = cli(_eval_clips(tiny_model_dir, good_and_corrupt, tmp_path / "r.jsonl", clips))
+    code, out, err = cli(_eval_clips(tiny_model_dir, good_and_corrupt, tmp_path / "r.jsonl", eval_clips))
     assert code == 0, err
     header, *rows = [line for line in out.splitlines() if line.startswith("| ")]
     columns = [cell.strip() for cell in header.strip("|").split("|")]
@@ -235,35 +223,37 @@ def test_eval_unknown_dataset_fields_are_one_line(cli, tiny_model_dir, tmp_path)
     )
 
 
-def test_eval_non_utf8_data_file_names_the_file(cli, tiny_model_dir, clips, tmp_path):
+def test_eval_non_utf8_data_file_names_the_file(cli, tiny_model_dir, eval_clips, tmp_path):
     data = tmp_path / "eval_latin1.json"
     data.write_bytes(json.dumps([_sample("good.mp4", 1, problem="Qu'est-ce que c'est ?")]).encode() + b"\xe9")
-    result = cli(_eval_clips(tiny_model_dir, data, tmp_path / "r.jsonl", clips))
+    result = cli(_eval_clips(tiny_model_dir, data, tmp_path / "r.jsonl", eval_clips))
     result.assert_one_line_error(str(data), "not UTF-8", status=1)
 
 
-def test_eval_non_utf8_results_file_names_the_file(cli, tiny_model_dir, good_and_corrupt, clips, tmp_path):
+def test_eval_non_utf8_results_file_names_the_file(
+    cli, tiny_model_dir, good_and_corrupt, eval_clips, tmp_path
+):
     output = tmp_path / "r.jsonl"
     output.write_bytes(b'{"id": "caf\xe9"}\n')
-    result = cli(_eval_clips(tiny_model_dir, good_and_corrupt, output, clips))
+    result = cli(_eval_clips(tiny_model_dir, good_and_corrupt, output, eval_clips))
     result.assert_one_line_error(str(output), "not UTF-8", status=1)
 
 
 def test_eval_output_path_that_is_a_folder_is_one_line(
-    cli, tiny_model_dir, good_and_corrupt, clips, tmp_path
+    cli, tiny_model_dir, good_and_corrupt, eval_clips, tmp_path
 ):
     folder = tmp_path / "out"
     folder.mkdir()
-    result = cli(_eval_clips(tiny_model_dir, good_and_corrupt, folder, clips))
+    result = cli(_eval_clips(tiny_model_dir, good_and_corrupt, folder, eval_clips))
     result.assert_one_line_error(str(folder), "is a folder", status=1)
 
 
 def test_eval_wrong_field_record_names_the_file_and_line(
-    cli, tiny_model_dir, good_and_corrupt, clips, tmp_path
+    cli, tiny_model_dir, good_and_corrupt, eval_clips, tmp_path
 ):
     output = tmp_path / "r.jsonl"
     output.write_text(
         json.dumps({"dataset": "bikes", "id": "000000-x", "mode": "vreason", "score": 1}) + "\n"
     )
-    result = cli(_eval_clips(tiny_model_dir, good_and_corrupt, output, clips))
+    result = cli(_eval_clips(tiny_model_dir, good_and_corrupt, output, eval_clips))
     result.assert_one_line_error(str(output), "line 1", "missing field `problem_type`", status=1)

@@ -11,7 +11,7 @@ import pytest
 from vreason_hf.cli import main
 from vreason_hf.eval import read_records
 from vreason_hf.eval.presets import PAPER_BENCHMARKS, PAPER_SETTINGS, paper_comparison_markdown
-from vreason_hf.testing import build_tiny_qwen2_5_vl, real_clip_path
+from vreason_hf.testing import real_clip_path
 
 # Folder names as in Video-R1's `path` fields (`./Evaluation/<Benchmark>/...`, relative to `src/r1-v`).
 FOLDERS = {
@@ -55,15 +55,6 @@ def video_r1(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-qwen2_5_vl")
-    model, processor = build_tiny_qwen2_5_vl()
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(autouse=True)
 def _restore_transformers_logging():
     from transformers.utils import logging as hf_logging
@@ -97,10 +88,10 @@ def _table(text: str, first_cell: str) -> dict[str, dict[str, str]]:
 
 
 def test_preset_paper_runs_the_six_benchmarks_and_prints_the_paper_beside_ours(
-    model_dir, video_r1, tmp_path, capsys
+    tiny_model_dir, video_r1, tmp_path, capsys
 ):
     output = tmp_path / "paper.jsonl"
-    argv = ["eval", "--preset", "paper", "--model", str(model_dir), "--video-root", str(video_r1)]
+    argv = ["eval", "--preset", "paper", "--model", str(tiny_model_dir), "--video-root", str(video_r1)]
     fast = ["--max-new-tokens", "3", "--max-frames", "2", "--no-progress"]
     code, out, err = _call([*argv, "--output", str(output), *fast], capsys)
     assert code == 0, err
@@ -134,11 +125,19 @@ def test_preset_paper_runs_the_six_benchmarks_and_prints_the_paper_beside_ours(
     assert table["mean output tokens"]["Video-R1-7B (paper)"] == "430"
 
 
-def test_preset_paper_names_missing_files_and_how_to_fetch_them(model_dir, tmp_path, capsys):
+def test_preset_paper_names_missing_files_and_how_to_fetch_them(tiny_model_dir, tmp_path, capsys):
     evaluation = tmp_path / "r1-v" / "Evaluation"
     evaluation.mkdir(parents=True)
     (evaluation / "eval_mvbench.json").write_text("[]")
-    argv = ["eval", "--preset", "paper", "--model", str(model_dir), "--video-root", str(tmp_path / "r1-v")]
+    argv = [
+        "eval",
+        "--preset",
+        "paper",
+        "--model",
+        str(tiny_model_dir),
+        "--video-root",
+        str(tmp_path / "r1-v"),
+    ]
     code, _, err = _call([*argv, "--output", str(tmp_path / "r.jsonl")], capsys)
     assert code == 1 and err.count("\n") == 1 and err.startswith("Error: ")
     assert "lacks eval_videommmu.json, eval_mmvu.json, eval_tempcompass.json" in err

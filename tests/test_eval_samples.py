@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,7 +18,7 @@ import torch
 from vreason_hf.eval import evaluate, read_records
 from vreason_hf.eval.samples import batch_inputs
 from vreason_hf.inputs import Prompt, build_batch_inputs
-from vreason_hf.testing import build_tiny_llama, real_clip_path
+from vreason_hf.testing import build_tiny_llama
 
 GENERATE = {"max_new_tokens": 3}
 
@@ -39,16 +38,6 @@ def _sample(path: str, problem_id: int, **overrides) -> dict:
 
 
 @pytest.fixture
-def clips(tmp_path) -> Path:
-    """A folder with a small real clip (176x144) and a corrupt `.mp4` (random bytes)."""
-    folder = tmp_path / "clips"
-    folder.mkdir()
-    shutil.copyfile(real_clip_path("carphone_pristine.mp4"), folder / "good.mp4")
-    (folder / "corrupt.mp4").write_bytes(bytes(range(256)) * 40)
-    return folder
-
-
-@pytest.fixture
 def counted_generate(tiny_qwen2_5_vl, monkeypatch) -> list[int]:
     """Count the tiny model's `generate` calls (restored after the test)."""
     model, _ = tiny_qwen2_5_vl
@@ -63,18 +52,18 @@ def counted_generate(tiny_qwen2_5_vl, monkeypatch) -> list[int]:
     return calls
 
 
-def _run(model_and_processor, samples, output, clips, **kwargs):
+def _run(model_and_processor, samples, output, eval_clips, **kwargs):
     model, processor = model_and_processor
-    options = {"generate_kwargs": GENERATE, "num_frames": 4, "video_root": clips, "progress": False}
+    options = {"generate_kwargs": GENERATE, "num_frames": 4, "video_root": eval_clips, "progress": False}
     return evaluate(model, processor, samples, output_path=output, warmup=False, **(options | kwargs))
 
 
 def test_a_corrupt_video_is_recorded_as_failed_and_not_retried_unless_asked(
-    tiny_qwen2_5_vl, clips, counted_generate, tmp_path
+    tiny_qwen2_5_vl, eval_clips, counted_generate, tmp_path
 ):
     samples = [_sample("good.mp4", 1), _sample("corrupt.mp4", 2), _sample("good.mp4", 3)]
     output = tmp_path / "results.jsonl"
-    summary = _run(tiny_qwen2_5_vl, samples, output, clips)  # does not stop at the corrupt sample
+    summary = _run(tiny_qwen2_5_vl, samples, output, eval_clips)  # does not stop at the corrupt sample
     records = read_records(output)
     assert [(r["index"], r["error"] is None) for r in records] == [(0, True), (1, False), (2, True)]
     failed = records[1]
@@ -85,12 +74,12 @@ def test_a_corrupt_video_is_recorded_as_failed_and_not_retried_unless_asked(
 
     # A rerun skips the failed sample: nothing is generated and the file does not change.
     before, calls = output.read_text(), len(counted_generate)
-    _run(tiny_qwen2_5_vl, samples, output, clips)
+    _run(tiny_qwen2_5_vl, samples, output, eval_clips)
     assert len(counted_generate) == calls and output.read_text() == before
 
     # Once the video is fixed, `retry_failed` runs it again and its record replaces the failed one.
-    shutil.copyfile(clips / "good.mp4", clips / "corrupt.mp4")
-    summary = _run(tiny_qwen2_5_vl, samples, output, clips, retry_failed=True)
+    shutil.copyfile(eval_clips / "good.mp4", eval_clips / "corrupt.mp4")
+    summary = _run(tiny_qwen2_5_vl, samples, output, eval_clips, retry_failed=True)
     records = read_records(output)
     assert [r["index"] for r in records] == [0, 1, 2] and all(r["error"] is None for r in records)
     assert records[1]["output"] == records[0]["output"]  # the same clip and question as sample 0
@@ -108,14 +97,14 @@ def test_a_prompt_the_processor_rejects_is_left_out_of_its_batch_with_its_error(
 
 
 def test_a_malformed_results_line_stops_the_run_before_any_generation(
-    tiny_qwen2_5_vl, clips, counted_generate, tmp_path
+    tiny_qwen2_5_vl, eval_clips, counted_generate, tmp_path
 ):
     samples = [_sample("good.mp4", 1), _sample("good.mp4", 2)]
     output = tmp_path / "results.jsonl"
-    _run(tiny_qwen2_5_vl, samples, output, clips, limit=1)
+    _run(tiny_qwen2_5_vl, samples, output, eval_clips, limit=1)
     (record,) = read_records(output)
     calls = len(counted_generate)
     output.write_text(json.dumps({**record, "score": "high"}) + "\n")
     with pytest.raises(ValueError, match=r"results\.jsonl'?: line 1: field `score` must be a finite number"):
-        _run(tiny_qwen2_5_vl, samples, output, clips)
+        _run(tiny_qwen2_5_vl, samples, output, eval_clips)
     assert len(counted_generate) == calls  # found before the second sample was generated

@@ -94,22 +94,6 @@ def _run_without_vreason_hf(script: str, tmp_path: Path) -> subprocess.Completed
     )
 
 
-class _TransformersLog(logging.Handler):
-    """Collects transformers' own log records (its library logger does not propagate to pytest's caplog)."""
-
-    def __enter__(self) -> list[str]:
-        self.messages: list[str] = []
-        self.setLevel(logging.WARNING)
-        logging.getLogger("transformers").addHandler(self)
-        return self.messages
-
-    def __exit__(self, *exc: object) -> None:
-        logging.getLogger("transformers").removeHandler(self)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
 # --------------------------------------------------------------------------------------------- config
 def test_config_save_pretrained_writes_auto_map_and_code(tmp_path):
     VReasonConfig(lr=0.3, lite=True).save_pretrained(tmp_path)
@@ -209,9 +193,9 @@ def test_model_repo_is_the_base_repo_plus_the_recipe(base_dir, repo, tmp_path):
     assert size < 1_000_000
 
 
-def test_plain_loading_is_the_base_model_without_warnings(setup, repo):
+def test_plain_loading_is_the_base_model_without_warnings(transformers_log, setup, repo):
     _, _, inputs, _ = setup
-    with _TransformersLog() as messages, warnings.catch_warnings():
+    with transformers_log() as messages, warnings.catch_warnings():
         warnings.simplefilter("error")
         model = AutoModelForImageTextToText.from_pretrained(repo)
         out = model.generate(**inputs, max_new_tokens=MAX_NEW, do_sample=False)

@@ -33,15 +33,6 @@ FRAMES = 4
 MAX_NEW = 6  # the task's max_new_tokens
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-qwen2_5_vl")
-    model, processor = build_tiny_qwen2_5_vl()
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
-
-
 def _lmms_eval(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "vreason_hf.integrations.lmms_eval"]
     env = {
@@ -55,10 +46,10 @@ def _lmms_eval(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(command + args, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
 
 
-def test_lmms_eval_runs_the_local_task_with_vreason_batched(model_dir, tmp_path):
+def test_lmms_eval_runs_the_local_task_with_vreason_batched(tiny_model_dir, tmp_path):
     model_args = ",".join(
         [
-            f"pretrained={model_dir}",
+            f"pretrained={tiny_model_dir}",
             f"num_frames={FRAMES}",
             "max_pixels=3136",  # Video-R1's per-frame budget option (a small one here)
             *(f"{k}={v}" for k, v in KNOBS.items()),
@@ -127,23 +118,23 @@ def test_the_model_is_registered_for_lmms_eval_and_its_entry_point():
     assert registry.get_model_class("vreason") is VReasonLMM
 
 
-def test_model_args_are_validated_and_loglikelihood_is_refused(model_dir):
+def test_model_args_are_validated_and_loglikelihood_is_refused(tiny_model_dir):
     from vreason_hf.integrations.lmms_eval import VReasonLMM
 
     with pytest.raises(TypeError, match="Unknown `model_args` for the `vreason` model: lrr"):
-        VReasonLMM(pretrained=str(model_dir), lrr=0.1)
+        VReasonLMM(pretrained=str(tiny_model_dir), lrr=0.1)
     with pytest.raises(ValueError, match="`update_every` must be >= 1"):
-        VReasonLMM(pretrained=str(model_dir), update_every=0)
+        VReasonLMM(pretrained=str(tiny_model_dir), update_every=0)
     with pytest.raises(ValueError, match="--batch_size auto` is not supported"):
-        VReasonLMM(pretrained=str(model_dir), batch_size="auto")
+        VReasonLMM(pretrained=str(tiny_model_dir), batch_size="auto")
     with pytest.raises(ValueError, match="`max_pixels` must be a positive integer or None, got 0"):
-        VReasonLMM(pretrained=str(model_dir), max_pixels=0)
-    lm = VReasonLMM.create_from_arg_string(f"pretrained={model_dir},lr=1,lite=True", {"batch_size": "4"})
+        VReasonLMM(pretrained=str(tiny_model_dir), max_pixels=0)
+    lm = VReasonLMM.create_from_arg_string(f"pretrained={tiny_model_dir},lr=1,lite=True", {"batch_size": "4"})
     assert (lm.mode, lm.batch_size, lm.config.lr) == ("lite", 4, 1.0)  # `lr=1` parses as an int: made a float
     assert lm.config == VReasonConfig(lr=1.0)
     with pytest.raises(NotImplementedError, match="only generates: V-Reason changes decoding"):
         lm.loglikelihood([])
-    base = VReasonLMM(pretrained=str(model_dir), vreason=False)
+    base = VReasonLMM(pretrained=str(tiny_model_dir), vreason=False)
     assert base.mode == "base"
     assert base._generate_kwargs({"temperature": 0, "max_new_tokens": 7}) == {
         "max_new_tokens": 7,

@@ -102,27 +102,12 @@ def _assert_same_records(actual: dict[str, Any], expected: dict[str, Any]) -> No
 # ------------------------------------------------------------------------------------------------ registration
 
 
-class _TransformersLog(logging.Handler):
-    """Collects transformers' own log records (its library logger does not propagate to pytest's caplog)."""
-
-    def __enter__(self) -> list[str]:
-        self.messages: list[str] = []
-        logging.getLogger("transformers").addHandler(self)
-        return self.messages
-
-    def __exit__(self, *exc: object) -> None:
-        logging.getLogger("transformers").removeHandler(self)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-def test_registration_is_idempotent(caplog: pytest.LogCaptureFixture) -> None:
+def test_registration_is_idempotent(transformers_log, caplog: pytest.LogCaptureFixture) -> None:
     entry = PIPELINE_REGISTRY.supported_tasks[TASK]
     assert entry["impl"] is VideoTextToTextPipeline
     assert entry["pt"] == (AutoModelForImageTextToText,)
     assert entry["type"] == "multimodal"
-    with _TransformersLog() as messages, caplog.at_level(logging.WARNING):
+    with transformers_log() as messages, caplog.at_level(logging.WARNING):
         register_video_text_to_text_pipeline()
         importlib.reload(vreason_hf)
     assert PIPELINE_REGISTRY.supported_tasks[TASK] is entry
