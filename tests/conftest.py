@@ -29,7 +29,8 @@ import torch
 from vreason_hf.assets import real_clip_path, write_synthetic_clip
 from vreason_hf.inputs import build_inputs
 from vreason_hf.testing import FAMILIES, Family, load_smollm2
-from vreason_hf.tiny_models import build_tiny, build_tokenizer
+from vreason_hf.tiny_models import build_tiny
+from vreason_hf.tiny_tokenizer import build_tokenizer
 from vreason_hf.video import load_video
 
 torch.set_num_threads(min(2, torch.get_num_threads()))

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .assets import REAL_CLIPS, named_model_path, real_clip_path, write_synthetic_clip
-from .tiny_models import CHAT_TEMPLATE, SPECIAL_TOKENS, TINY_SPECS, build_tiny, build_tokenizer
+from .tiny_models import TINY_SPECS, build_tiny
+from .tiny_tokenizer import CHAT_TEMPLATE, SPECIAL_TOKENS, build_tokenizer
 
 if TYPE_CHECKING:
     from transformers import (

@@ -1,5 +1,5 @@
 # Copyright 2026 The vreason-hf contributors. Licensed under the Apache License, Version 2.0.
-"""Tiny random video LMMs and a byte-level tokenizer, built offline from one spec per model family.
+"""Tiny random video LMMs, built offline from one spec per model family (their tokenizer: [`~vreason_hf.tiny_tokenizer`]).
 
 The models are *random*: their outputs are meaningless, but they run the code paths of the real checkpoints (vision
 encoding, multimodal rotary positions, caches, `generate`). The named model ``tiny-qwen2.5-vl`` of the `vreason`
@@ -19,84 +19,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .tiny_tokenizer import CHAT_TEMPLATE, ENDOFTEXT, build_tokenizer, special_token_ids
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
-    from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
 
-__all__ = ["CHAT_TEMPLATE", "SPECIAL_TOKENS", "TINY_SPECS", "TinySpec", "build_tiny", "build_tokenizer"]
-
-# --------------------------------------------------------------------------------------------------
-# Tokenizer
-# --------------------------------------------------------------------------------------------------
-
-SPECIAL_TOKENS: tuple[str, ...] = (
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-)
-"""The Qwen chat and vision special tokens added to the byte-level tokenizer, in id order (after `<|endoftext|>`)."""
-
-CHAT_TEMPLATE: str = (
-    "{% for message in messages %}"
-    "<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for item in message['content'] %}"
-    "{% if item['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif item['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>"
-    "{% elif item['type'] == 'text' %}{{ item['text'] }}"
-    "{% endif %}{% endfor %}{% endif %}"
-    "<|im_end|>\n"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-"""A minimal Qwen2-VL-style chat template: string content, or lists of `text` / `image` / `video` items."""
-
-_ENDOFTEXT = "<|endoftext|>"
+__all__ = ["TINY_SPECS", "TinySpec", "build_tiny"]
 
 # Shorthands of the per-family functions: config kwargs, build options, special-token ids.
 _Kwargs = dict[str, Any]
 _Options = Mapping[str, Any]
 _Ids = dict[str, int]
-
-
-def build_tokenizer() -> Qwen2Tokenizer:
-    """
-    Build a byte-level `Qwen2Tokenizer` fully offline.
-
-    The vocabulary is the 256-symbol byte-level alphabet (no merges, so every UTF-8 byte is one token),
-    followed by `<|endoftext|>` (id 256, also the unk and pad token) and the Qwen special tokens of
-    [`SPECIAL_TOKENS`] (ids 257 to 262), for 263 tokens in all. It carries [`CHAT_TEMPLATE`].
-
-    Returns:
-        `Qwen2Tokenizer`: a fast tokenizer that round-trips any text and the special tokens, and that
-        saves and reloads with `save_pretrained` / `AutoTokenizer.from_pretrained`.
-    """
-    from tokenizers import pre_tokenizers
-    from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
-
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab = {symbol: index for index, symbol in enumerate(alphabet)}
-    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[], chat_template=CHAT_TEMPLATE)
-    tokenizer.add_special_tokens({"additional_special_tokens": list(SPECIAL_TOKENS)})
-    return tokenizer
-
-
-def _token_ids(tokenizer: PreTrainedTokenizerBase) -> _Ids:
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in (_ENDOFTEXT, *SPECIAL_TOKENS)}
-    # Unknown tokens map to the unk token (`<|endoftext|>` in the byte-level tokenizer) or to `None`.
-    missing = [
-        token
-        for token, index in ids.items()
-        if index is None or (token != _ENDOFTEXT and index in (tokenizer.unk_token_id, ids[_ENDOFTEXT]))
-    ]
-    if missing:
-        raise ValueError(
-            f"The tokenizer lacks the special tokens {missing}; build it with `build_tokenizer()`."
-        )
-    return ids
 
 
 # --------------------------------------------------------------------------------------------------
@@ -130,9 +63,9 @@ def _text_config(tokenizer: PreTrainedTokenizerBase, ids: _Ids, o: _Options) -> 
         "num_attention_heads": heads,
         "num_key_value_heads": kv_heads,
         "max_position_embeddings": 4096,
-        "bos_token_id": ids[_ENDOFTEXT],
+        "bos_token_id": ids[ENDOFTEXT],
         "eos_token_id": ids["<|im_end|>"],
-        "pad_token_id": ids[_ENDOFTEXT],
+        "pad_token_id": ids[ENDOFTEXT],
     }
 
 
@@ -381,8 +314,8 @@ def _finish(model: PreTrainedModel, ids: _Ids) -> None:
     """
     model.set_attn_implementation("sdpa")
     model.generation_config.eos_token_id = ids["<|im_end|>"]
-    model.generation_config.pad_token_id = ids[_ENDOFTEXT]
-    model.generation_config.bos_token_id = ids[_ENDOFTEXT]
+    model.generation_config.pad_token_id = ids[ENDOFTEXT]
+    model.generation_config.bos_token_id = ids[ENDOFTEXT]
     model.eval()
 
 
@@ -425,7 +358,7 @@ def build_tiny(
     spec = TINY_SPECS[family]
     options = spec.options(overrides)
     tokenizer = tokenizer if tokenizer is not None else build_tokenizer()
-    ids = _token_ids(tokenizer)
+    ids = special_token_ids(tokenizer)
     config_class = getattr(transformers, spec.config_class)
     config = config_class(**spec.config(_text_config(tokenizer, ids, options), options, ids))
     model = _seeded_init(seed, getattr(transformers, spec.model_class), config)
