@@ -70,27 +70,45 @@ CONFIGS: dict[str, dict[str, Any]] = {
 
 
 # ----------------------------------------------------------------------------------------------- models
+def qwen2_5_vl_7b_text_shapes(layers: int, vocab: int, device: str, dtype: torch.dtype) -> Qwen2ForCausalLM:
+    """A random language model with Qwen2.5-VL-7B's text shapes (hidden 3584, 28 heads, 4 KV heads, MLP 18944),
+    `layers` decoder layers, seed 0, SDPA attention, no end-of-sequence token (every run decodes the full budget)."""
+    config = Qwen2Config(
+        vocab_size=vocab,
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=layers,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        max_position_embeddings=32768,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e6},
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = Qwen2ForCausalLM(config).to(dtype)
+    model.eval().set_attn_implementation("sdpa")
+    model.generation_config.eos_token_id = None
+    model.generation_config.pad_token_id = 0
+    return model
+
+
+def applicable(configs: dict[str, dict[str, Any]], scope: str) -> dict[str, dict[str, Any]]:
+    """The configs this input can run: Lite prunes video tokens, so a text-only input (`controller_scope="prompt"`:
+    the shapes and SmolLM2 models) leaves it out, and says so."""
+    if scope != "prompt":
+        return configs
+    left_out = [name for name, knobs in configs.items() if knobs.get("lite")]
+    if left_out:
+        print(f"(left out: {', '.join(left_out)}: Lite prunes video tokens and this input has none)\n")
+    return {name: knobs for name, knobs in configs.items() if name not in left_out}
+
+
 def build(args: argparse.Namespace) -> tuple[Any, dict[str, torch.Tensor], str]:
     """(model, inputs, scope)"""
     dtype = getattr(torch, args.dtype)
     if args.model == "shapes":
-        config = Qwen2Config(
-            vocab_size=args.vocab,
-            hidden_size=3584,
-            intermediate_size=18944,
-            num_hidden_layers=args.layers,
-            num_attention_heads=28,
-            num_key_value_heads=4,
-            max_position_embeddings=32768,
-            rope_parameters={"rope_type": "default", "rope_theta": 1e6},
-            tie_word_embeddings=False,
-        )
-        torch.manual_seed(0)
-        with torch.device(args.device):
-            model = Qwen2ForCausalLM(config).to(dtype)
-        model.eval().set_attn_implementation("sdpa")
-        model.generation_config.eos_token_id = None
-        model.generation_config.pad_token_id = 0
+        model = qwen2_5_vl_7b_text_shapes(args.layers, args.vocab, args.device, dtype)
         ids = torch.randint(10, args.vocab, (1, args.rows), device=args.device)
         return model, {"input_ids": ids}, "prompt"
     if args.model == "smollm2":
@@ -426,11 +444,11 @@ def main() -> None:
         f"{inputs['input_ids'].shape[1]} tokens, r = bytes(last layer+norm+head)/bytes(decoder) = {r:.4f}\n"
     )
     if "per_token" in sections:
-        chosen = {name: CONFIGS[name] for name in args.configs.split(";")}
+        chosen = applicable({name: CONFIGS[name] for name in args.configs.split(";")}, scope)
         results["per_token"] = per_token(model, inputs, args, scope, chosen)
         print("## Per generated token\n\n" + table(results["per_token"]) + "\n", flush=True)
     if "gpu_time" in sections and args.device.startswith("cuda"):
-        results["gpu_time"] = gpu_kernel_time(model, inputs, args, scope, CONFIGS)
+        results["gpu_time"] = gpu_kernel_time(model, inputs, args, scope, applicable(CONFIGS, scope))
         print(
             "## GPU kernel time per generated token (torch.profiler)\n\n" + table(results["gpu_time"]) + "\n",
             flush=True,
@@ -447,7 +465,11 @@ def main() -> None:
         )
     if "memory" in sections:
         results["memory"] = memory(
-            model, inputs, scope, args, {k: CONFIGS[k] for k in ("k=2,s=1", "k=2,s=1,lite")}
+            model,
+            inputs,
+            scope,
+            args,
+            applicable({k: CONFIGS[k] for k in ("k=2,s=1", "k=2,s=1,lite")}, scope),
         )
         print("## Peak memory\n\n" + table(results["memory"]) + "\n", flush=True)
     if "per_answer" in sections:

@@ -60,25 +60,9 @@ def build(args: argparse.Namespace) -> tuple[Any, Any, list[Any], str]:
             prompts.append(Prompt(build_prompt(sample), video=frames, video_metadata=metadata))
         return model.to(device=args.device, dtype=dtype), processor, prompts, "video"
     if args.model == "shapes":
-        from transformers import Qwen2Config, Qwen2ForCausalLM
+        from bench_cost import qwen2_5_vl_7b_text_shapes  # this folder is on sys.path when run as a script
 
-        config = Qwen2Config(
-            vocab_size=args.vocab,
-            hidden_size=3584,
-            intermediate_size=18944,
-            num_hidden_layers=args.layers,
-            num_attention_heads=28,
-            num_key_value_heads=4,
-            max_position_embeddings=32768,
-            rope_parameters={"rope_type": "default", "rope_theta": 1e6},
-            tie_word_embeddings=False,
-        )
-        torch.manual_seed(0)
-        with torch.device(args.device):
-            model = Qwen2ForCausalLM(config).to(dtype)
-        model.eval().set_attn_implementation("sdpa")
-        model.generation_config.eos_token_id = None
-        model.generation_config.pad_token_id = 0
+        model = qwen2_5_vl_7b_text_shapes(args.layers, args.vocab, args.device, dtype)
         generator = torch.Generator().manual_seed(0)
         lengths = [int(args.rows * (0.75 + 0.5 * i / max(1, args.samples - 1))) for i in range(args.samples)]
         prompts = [torch.randint(10, args.vocab, (n,), generator=generator) for n in lengths]
