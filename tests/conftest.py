@@ -224,6 +224,25 @@ def eval_clips(tmp_path) -> Path:
     return folder
 
 
+@pytest.fixture
+def video_r1_sample() -> Callable[..., dict]:
+    """`video_r1_sample(path, problem_id, **overrides)`: a multiple-choice Video-R1 sample about `path` (answer A)."""
+
+    def make(path: str, problem_id: int, **overrides: Any) -> dict:
+        return {
+            "problem_id": problem_id,
+            "problem": "What are the people riding?",
+            "options": ["A. bicycles", "B. horses"],
+            "problem_type": "multiple choice",
+            "data_type": "video",
+            "path": path,
+            "solution": "<answer>A</answer>",
+            **overrides,
+        }
+
+    return make
+
+
 class _TransformersLog(logging.Handler):
     """Collects transformers' own log records of WARNING and above (its library logger does not propagate to pytest's
     caplog)."""

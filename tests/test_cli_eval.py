@@ -13,20 +13,6 @@ from vreason_hf.eval import read_records
 FAST = ["--max-new-tokens", "4", "--num-frames", "4"]
 
 
-def _sample(path: str, problem_id: int, **overrides) -> dict:
-    sample = {
-        "problem_id": problem_id,
-        "problem": "What are the people riding?",
-        "options": ["A. bicycles", "B. horses"],
-        "problem_type": "multiple choice",
-        "data_type": "video",
-        "path": path,
-        "solution": "<answer>A</answer>",
-    }
-    sample.update(overrides)
-    return sample
-
-
 @pytest.fixture(scope="module")
 def data_file(tmp_path_factory, real_clip) -> Path:
     """A Video-R1-style file with one multiple-choice, one numerical and one regression item on a real clip."""
@@ -64,10 +50,10 @@ def data_file(tmp_path_factory, real_clip) -> Path:
 
 
 @pytest.fixture
-def good_and_corrupt(tmp_path) -> Path:
+def good_and_corrupt(video_r1_sample, tmp_path) -> Path:
     """An evaluation file whose second sample's video is corrupt (see `eval_clips`)."""
     path = tmp_path / "eval_bikes.json"
-    path.write_text(json.dumps([_sample("good.mp4", 1), _sample("corrupt.mp4", 2)]))
+    path.write_text(json.dumps([video_r1_sample("good.mp4", 1), video_r1_sample("corrupt.mp4", 2)]))
     return path
 
 
@@ -223,9 +209,11 @@ def test_eval_unknown_dataset_fields_are_one_line(cli, tiny_model_dir, tmp_path)
     )
 
 
-def test_eval_non_utf8_data_file_names_the_file(cli, tiny_model_dir, eval_clips, tmp_path):
+def test_eval_non_utf8_data_file_names_the_file(video_r1_sample, cli, tiny_model_dir, eval_clips, tmp_path):
     data = tmp_path / "eval_latin1.json"
-    data.write_bytes(json.dumps([_sample("good.mp4", 1, problem="Qu'est-ce que c'est ?")]).encode() + b"\xe9")
+    data.write_bytes(
+        json.dumps([video_r1_sample("good.mp4", 1, problem="Qu'est-ce que c'est ?")]).encode() + b"\xe9"
+    )
     result = cli(_eval_clips(tiny_model_dir, data, tmp_path / "r.jsonl", eval_clips))
     result.assert_one_line_error(str(data), "not UTF-8", status=1)
 

@@ -23,20 +23,6 @@ from vreason_hf.testing import build_tiny_llama
 GENERATE = {"max_new_tokens": 3}
 
 
-def _sample(path: str, problem_id: int, **overrides) -> dict:
-    sample = {
-        "problem_id": problem_id,
-        "problem": "What are the people riding?",
-        "options": ["A. bicycles", "B. horses"],
-        "problem_type": "multiple choice",
-        "data_type": "video",
-        "path": path,
-        "solution": "<answer>A</answer>",
-    }
-    sample.update(overrides)
-    return sample
-
-
 @pytest.fixture
 def counted_generate(tiny_qwen2_5_vl, monkeypatch) -> list[int]:
     """Count the tiny model's `generate` calls (restored after the test)."""
@@ -59,9 +45,13 @@ def _run(model_and_processor, samples, output, eval_clips, **kwargs):
 
 
 def test_a_corrupt_video_is_recorded_as_failed_and_not_retried_unless_asked(
-    tiny_qwen2_5_vl, eval_clips, counted_generate, tmp_path
+    video_r1_sample, tiny_qwen2_5_vl, eval_clips, counted_generate, tmp_path
 ):
-    samples = [_sample("good.mp4", 1), _sample("corrupt.mp4", 2), _sample("good.mp4", 3)]
+    samples = [
+        video_r1_sample("good.mp4", 1),
+        video_r1_sample("corrupt.mp4", 2),
+        video_r1_sample("good.mp4", 3),
+    ]
     output = tmp_path / "results.jsonl"
     summary = _run(tiny_qwen2_5_vl, samples, output, eval_clips)  # does not stop at the corrupt sample
     records = read_records(output)
@@ -97,9 +87,9 @@ def test_a_prompt_the_processor_rejects_is_left_out_of_its_batch_with_its_error(
 
 
 def test_a_malformed_results_line_stops_the_run_before_any_generation(
-    tiny_qwen2_5_vl, eval_clips, counted_generate, tmp_path
+    video_r1_sample, tiny_qwen2_5_vl, eval_clips, counted_generate, tmp_path
 ):
-    samples = [_sample("good.mp4", 1), _sample("good.mp4", 2)]
+    samples = [video_r1_sample("good.mp4", 1), video_r1_sample("good.mp4", 2)]
     output = tmp_path / "results.jsonl"
     _run(tiny_qwen2_5_vl, samples, output, eval_clips, limit=1)
     (record,) = read_records(output)
